@@ -1,0 +1,137 @@
+"""``python -m stack up|status|down`` and ``python -m stack fault <service> <verb> [arg]``.
+
+Why a CLI next to the fixtures: a person reading notes/fault_tolerance.md should break the running ``make up``
+stack with the same verbs the tests use, and watch the app answer. See notes/docker.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, NoReturn
+
+from stack.base import COMMON_VERBS, REPLICA_VERBS, SERVICE_NAMES, StackError
+from stack.native.layout import Layout
+from stack.native.reaper import reap_orphans
+from stack.native.stack import NativeStack
+from stack.native.web import REPO
+
+POINTER = REPO / ".stack" / "current.json"
+USAGE_EXIT = 2
+
+
+def fail_usage(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(USAGE_EXIT)
+
+
+def running_stack() -> NativeStack:
+    if not POINTER.exists():
+        print("no stack is running here: start one with `make up`", file=sys.stderr)
+        sys.exit(1)
+    state = Path(json.loads(POINTER.read_text())["state"])
+    if not state.exists():
+        POINTER.unlink()
+        print("the recorded stack is gone: start one with `make up`", file=sys.stderr)
+        sys.exit(1)
+    return NativeStack.from_state(state)
+
+
+def apply_fault(stack: NativeStack, service: str, verb: str, arg: str | None) -> None:
+    """Validate the request (exit 2 on misuse, listing what is valid), then apply it to the service."""
+    if service not in SERVICE_NAMES:
+        fail_usage(f"unknown service {service!r}; valid services: {', '.join(SERVICE_NAMES)}")
+    verbs = COMMON_VERBS + (REPLICA_VERBS if service == "replica" else ())
+    if verb not in verbs:
+        fail_usage(f"unknown verb {verb!r} for {service}; valid verbs: {', '.join(verbs)}")
+    if (verb == "slow") != (arg is not None) or (arg is not None and not arg.isdigit()):
+        fail_usage("`slow` takes one argument, the delay in milliseconds (e.g. `slow 300`); other verbs take none")
+    svc: Any = stack[service]
+    actions = {"lag": "pause_replay", "unlag": "resume_replay"}
+    method = getattr(svc, actions.get(verb, verb))
+    if verb == "slow":
+        method(int(arg or 0))
+    else:
+        method()
+    stack.save_state()
+    print(f"{service}: {verb}{' ' + arg if arg else ''} done")
+
+
+def command_up() -> None:
+    reap_orphans()
+    if POINTER.exists():
+        fail_usage("a stack is already recorded here; run `make down` first")
+    stack = NativeStack(Layout.create(fixed=True))
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    print(f"starting refstack (native provider) in {stack.layout.base}")
+    stack.up()
+    POINTER.parent.mkdir(exist_ok=True)
+    POINTER.write_text(json.dumps({"state": str(stack.state_path)}))
+    print_welcome(stack)
+    try:
+        while not stopping.wait(0.5):
+            stack.refresh()
+    finally:
+        print("stopping refstack ...")
+        stack.refresh()
+        stack.down()
+        POINTER.unlink(missing_ok=True)
+        print("stopped")
+
+
+def print_welcome(stack: NativeStack) -> None:
+    edge = stack.nginx.url
+    print(f"\nrefstack is up: {edge}   (Ctrl-C or `make down` stops everything)")
+    for name, info in stack.status().items():
+        print(f"  {name:<9} {info['url']}")
+    print(
+        f"\ntry:\n  curl -s {edge}/health/ready\n  curl -si {edge}/metrics | head\n"
+        "  python -m stack fault redis pause   # then ready again, then `... resume`"
+    )
+
+
+def command_status() -> None:
+    for name, info in running_stack().status().items():
+        print(f"{name:<9} {'up  ' if info['up'] else 'DOWN'} pids={info['pids']} {info['url']}")
+
+
+def command_down() -> None:
+    if not POINTER.exists():
+        reap_orphans()
+        print("nothing recorded here to stop")
+        return
+    stack = running_stack()
+    stack.down()
+    POINTER.unlink(missing_ok=True)
+    print("stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stack", description="refstack's private service stack")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start everything in the foreground (Ctrl-C stops all)")
+    commands.add_parser("status", help="show every service, its PIDs and URL")
+    commands.add_parser("down", help="stop the stack started with `up`")
+    fault = commands.add_parser("fault", help="break a running service: fault SERVICE VERB [MS]")
+    fault.add_argument("service")
+    fault.add_argument("verb")
+    fault.add_argument("arg", nargs="?")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            command_up()
+        elif args.command == "status":
+            command_status()
+        elif args.command == "down":
+            command_down()
+        else:
+            apply_fault(running_stack(), args.service, args.verb, args.arg)
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,84 @@
+"""Where a native stack lives: its private folder and its loopback ports, fixed for ``make up``, free for tests.
+
+Why separate: the same services run twice on one machine (a test run beside a ``make up`` stack), so nothing may
+hard-code a port; and the CLI in another process must rebuild the same objects from what was recorded.
+See notes/docker.md.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Real service ports for `make up`; proxies and internals take free ports. Never the standard ones.
+FIXED_PORTS = {
+    "postgres": 55432,
+    "replica": 55433,
+    "redis": 56379,
+    "rabbitmq": 55672,
+    "payments": 58090,
+    "app": 58000,
+    "nginx": 8080,
+}
+PROXIED = ("postgres", "replica", "redis", "rabbitmq", "payments", "app")
+INTERNAL = ("rabbitmq_dist", "epmd", "control")
+STANDARD_PORTS = frozenset({80, 4369, 5432, 5672, 6379, 8000, 15672, 25672})
+
+
+def free_port() -> int:
+    """A port the kernel just handed out on loopback (bound then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Layout:
+    """The folder and ports of one stack. ``ports`` holds services, ``proxy_<name>`` and internal ports."""
+
+    base: Path
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, *, fixed: bool) -> Layout:
+        base = Path(tempfile.mkdtemp(prefix="refstack-"))
+        base.chmod(0o711)  # postgres and nginx workers must traverse it
+        ports: dict[str, int] = {}
+        for name in FIXED_PORTS:
+            ports[name] = FIXED_PORTS[name] if fixed else free_port()
+        for name in PROXIED:
+            ports[f"proxy_{name}"] = free_port()
+        for name in INTERNAL:
+            ports[name] = free_port()
+        layout = cls(base, ports)
+        layout.check_ports()
+        return layout
+
+    def check_ports(self) -> None:
+        clash = sorted(port for port in self.ports.values() if port in STANDARD_PORTS)
+        if clash:
+            raise ValueError(f"refusing standard ports {clash}: those belong to system-wide services")
+        taken = sorted(f"{name}={port}" for name, port in self.ports.items() if port_in_use(port))
+        if taken:
+            raise ValueError(f"ports already in use: {', '.join(taken)} (is another `make up` running?)")
+
+    def dir(self, name: str) -> Path:
+        path = self.base / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base": str(self.base), "ports": self.ports}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Layout:
+        return cls(Path(data["base"]), {k: int(v) for k, v in data["ports"].items()})

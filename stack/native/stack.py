@@ -1,0 +1,216 @@
+"""The whole native stack: start in dependency order (RabbitMQ first, it is slowest), record every PID, tear down.
+
+Why a recorded state file: ``python -m stack fault app stop`` runs in another process than ``make up``, and a test
+run killed with SIGKILL cannot clean up after itself. Every process is recorded with its PID *and* its start
+time, so a later command acts on exactly the processes we started, never on a PID the kernel reused.
+See notes/docker.md ("How the native provider stands in for compose").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from stack.base import SERVICE_NAMES, StackError
+from stack.native.brokers import RabbitMQServer, RedisServer
+from stack.native.fault_proxy import send_command
+from stack.native.layout import PROXIED, Layout
+from stack.native.postgres import PostgresPrimary, PostgresReplica
+from stack.native.process import ServiceProcess, start_time, wait_until
+from stack.native.service import NativeService
+from stack.native.web import REPO, AppServer, NginxServer, PaymentsSimulator
+
+Report = Callable[[str], None]
+
+
+def asyncpg_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+class NativeStack:
+    """Every service of refstack as private processes; ``stack["redis"].pause()`` and friends."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.primary = PostgresPrimary(layout)
+        self.replica = PostgresReplica(layout, self.primary)
+        self.redis = RedisServer(layout)
+        self.rabbitmq = RabbitMQServer(layout)
+        self.payments = PaymentsSimulator(layout)
+        self.app = AppServer(layout, self.app_environment())
+        self.nginx = NginxServer(layout)
+        self.services: dict[str, NativeService] = {
+            svc.name: svc
+            for svc in (
+                self.primary,
+                self.replica,
+                self.redis,
+                self.rabbitmq,
+                self.payments,
+                self.app,
+                self.nginx,
+            )
+        }
+        routes = [f"{name}:{layout.ports[f'proxy_{name}']}:{layout.ports[name]}" for name in PROXIED]
+        self.fault_proxy = ServiceProcess(
+            [
+                sys.executable,
+                "-m",
+                "stack.native.fault_proxy",
+                "--control",
+                str(layout.ports["control"]),
+                *[arg for route in routes for arg in ("--route", route)],
+            ],
+            layout.base / "logs" / "fault_proxy.log",
+            cwd=REPO,
+        )
+
+    def __getitem__(self, name: str) -> NativeService:
+        return self.services[name]
+
+    @property
+    def state_path(self) -> Path:
+        return self.layout.base / "state.json"
+
+    def app_environment(self) -> dict[str, str]:
+        """The app's whole configuration: every dependency reached through its fault proxy."""
+        return {
+            "REFSTACK_ENV": "demo",
+            "REFSTACK_DATABASE_URL": asyncpg_url(self.primary.url),
+            "REFSTACK_REPLICA_URL": asyncpg_url(self.replica.url),
+            "REFSTACK_REDIS_URL": self.redis.url,
+            "REFSTACK_AMQP_URL": self.rabbitmq.url,
+            "REFSTACK_PAYMENTS_URL": self.payments.url,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def up(self, report: Report = print) -> float:
+        """Start everything, reporting per service; on any failure tear down what started and re-raise."""
+        began = time.monotonic()
+        self.save_state()
+        try:
+            self._timed("fault-proxy", self._start_fault_proxy, report)
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                futures = [
+                    pool.submit(self._timed, "rabbitmq", self.rabbitmq.start, report),
+                    pool.submit(self._start_postgres_pair, report),
+                    pool.submit(self._timed, "redis", self.redis.start, report),
+                    pool.submit(self._timed, "payments", self.payments.start, report),
+                ]
+                for future in futures:
+                    future.result()
+            self._timed("migrations", self.migrate, report)
+            self._timed("app", self.app.start, report)
+            self._timed("nginx", self.nginx.start, report)
+        except BaseException:
+            self.down()
+            raise
+        finally:
+            if self.layout.base.exists():
+                self.save_state()
+        total = time.monotonic() - began
+        report(f"stack up in {total:.1f} s")
+        return total
+
+    def _start_postgres_pair(self, report: Report) -> None:
+        self._timed("postgres", self.primary.start, report)
+        self._timed("replica", self.replica.start, report)
+
+    @staticmethod
+    def _timed(name: str, action: Callable[[], None], report: Report) -> None:
+        began = time.monotonic()
+        action()
+        report(f"  {name:<12} ready in {time.monotonic() - began:5.2f} s")
+
+    def _start_fault_proxy(self) -> None:
+        self.fault_proxy.spawn()
+
+        def answers() -> bool:
+            try:
+                send_command(self.layout.ports["control"], "ping", timeout_s=0.5)
+            except OSError:
+                return False
+            return True
+
+        wait_until(answers, timeout_s=10, what="fault-proxy start", watch=self.fault_proxy)
+
+    def migrate(self) -> None:
+        """``alembic upgrade head`` against the primary directly, before the app starts (never inside it)."""
+        env = {**os.environ, "REFSTACK_DATABASE_URL": asyncpg_url(self.primary.direct_url)}
+        result = subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise StackError(f"migrations failed:\n{result.stderr[-2000:]}")
+
+    def down(self) -> None:
+        """Stop every process we recorded, in reverse start order, then remove the private folder."""
+        for name in reversed(SERVICE_NAMES):
+            self.services[name].close()
+        self.fault_proxy.end()
+        shutil.rmtree(self.layout.base, ignore_errors=True)
+
+    # -- recorded state ----------------------------------------------------------------------------------
+    def processes(self) -> Iterator[tuple[str, ServiceProcess]]:
+        for name, svc in self.services.items():
+            yield name, svc.process
+        yield "epmd", self.rabbitmq.epmd
+        yield "fault_proxy", self.fault_proxy
+
+    def save_state(self) -> None:
+        recorded = {
+            name: [proc.pid, start_time(proc.pid)] if proc.pid is not None and proc.alive() else None
+            for name, proc in self.processes()
+        }
+        state = {
+            "owner": [os.getpid(), start_time(os.getpid())],
+            "layout": self.layout.to_json(),
+            "processes": recorded,
+        }
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_path)
+
+    @classmethod
+    def from_state(cls, path: Path) -> NativeStack:
+        """Rebuild the objects of a running stack from its state file, adopting only PIDs that are still ours."""
+        state = json.loads(path.read_text())
+        stack = cls(Layout.from_json(state["layout"]))
+        stack.adopt(state["processes"])
+        return stack
+
+    def adopt(self, recorded: dict[str, Any]) -> None:
+        for name, proc in self.processes():
+            identity: list[int] | None = recorded.get(name)
+            if identity is not None and start_time(identity[0]) == identity[1]:
+                proc.adopt(identity[0])
+            else:
+                proc.adopt(None)
+
+    def refresh(self) -> None:
+        """Take over PIDs another command recorded (e.g. ``fault app start`` from a second terminal)."""
+        if self.state_path.exists():
+            state = json.loads(self.state_path.read_text())
+            for name, proc in self.processes():
+                identity = state["processes"].get(name)
+                if identity is not None and identity[0] != proc.pid and start_time(identity[0]) == identity[1]:
+                    proc.adopt(identity[0])
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: {"url": svc.url, "pids": svc.pids, "up": svc.process.alive()} for name, svc in self.services.items()
+        }

@@ -1,0 +1,154 @@
+"""The HTTP processes of the stack: the payment simulator, the app (uvicorn, 2 workers) and Nginx in front.
+
+Why they are started like the databases: the point of refstack is that the app is a separate process that can be
+stopped, frozen or slowed while Nginx keeps answering — so it must not run inside the test process.
+See notes/nginx.md and notes/fastapi.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from stack.base import StackError
+from stack.native.layout import Layout
+from stack.native.process import ServiceProcess
+from stack.native.service import NativeService, http_ok
+
+REPO = Path(__file__).resolve().parents[2]
+NGINX_TEMPLATE = REPO / "nginx" / "refstack.conf.template"
+NGINX_MAIN = """{user}worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+daemon off;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {prefix}/logs/access.log;
+    client_body_temp_path {prefix}/tmp/client_body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    include {prefix}/refstack.conf;
+}}
+"""
+
+
+def render_template(template: str, values: dict[str, str]) -> str:
+    """Replace only our ``${NAME}`` placeholders, leaving Nginx's own ``$variables`` alone (as envsubst does)."""
+    return re.sub(r"\$\{([A-Z_]+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+class PaymentsSimulator(NativeService):
+    """The one external service we fake, because it is external: see simulators/payments."""
+
+    name = "payments"
+
+    def _process(self) -> ServiceProcess:
+        argv = [sys.executable, "-m", "simulators.payments", "--host", "127.0.0.1", "--port", str(self.port)]
+        return ServiceProcess(argv, self.layout.base / "logs" / "payments.log", cwd=REPO)
+
+    def _ready(self) -> bool:
+        return http_ok(f"http://127.0.0.1:{self.port}/health")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def direct_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class AppServer(NativeService):
+    """uvicorn with two worker processes; its environment is the app's whole configuration."""
+
+    name = "app"
+    workers = 2
+
+    def __init__(self, layout: Layout, environment: dict[str, str]) -> None:
+        self.environment = environment
+        super().__init__(layout)
+
+    def _process(self) -> ServiceProcess:
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "5",
+        ]
+        env = {**os.environ, **self.environment, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
+        return ServiceProcess(argv, self.layout.base / "logs" / "app.log", env=env, cwd=REPO)
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.dir / "metrics"
+
+    def start(self) -> None:
+        if not self.process.alive():
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)  # multiprocess metrics: one run's files only
+            self.metrics_dir.mkdir(parents=True)
+        super().start()
+
+    def _ready(self) -> bool:
+        return http_ok(f"http://127.0.0.1:{self.port}/health/live")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class NginxServer(NativeService):
+    """The edge. It has no fault proxy: to slow or cut what it serves, slow or cut the app behind it."""
+
+    name = "nginx"
+    proxied = False
+
+    def _process(self) -> ServiceProcess:
+        conf = self.dir / "nginx.conf"
+        return ServiceProcess(["nginx", "-p", str(self.dir), "-c", str(conf)], self.layout.base / "logs" / "nginx.log")
+
+    def _prepared(self) -> bool:
+        return (self.dir / "nginx.conf").exists()
+
+    def _prepare(self) -> None:
+        if shutil.which("nginx") is None:
+            raise StackError("nginx is not installed: run `apt-get install -y nginx` (make test does it as root)")
+        for sub in ("logs", "tmp"):
+            (self.dir / sub).mkdir(exist_ok=True)
+        values = {
+            "APP_UPSTREAM": f"127.0.0.1:{self.layout.ports['proxy_app']}",
+            "LISTEN": f"127.0.0.1:{self.port}",
+        }
+        (self.dir / "refstack.conf").write_text(render_template(NGINX_TEMPLATE.read_text(), values))
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        (self.dir / "nginx.conf").write_text(NGINX_MAIN.format(user=user, prefix=self.dir))
+        check = subprocess.run(
+            ["nginx", "-t", "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check.returncode != 0:
+            raise StackError(f"nginx config rejected:\n{check.stderr}")
+
+    def _ready(self) -> bool:
+        return http_ok(f"http://127.0.0.1:{self.port}/nginx-health")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

@@ -29,20 +29,22 @@ def fail_usage(message: str) -> NoReturn:
     sys.exit(USAGE_EXIT)
 
 
-def running_stack() -> NativeStack:
-    if not POINTER.exists():
-        print("no stack is running here: start one with `make up`", file=sys.stderr)
-        sys.exit(1)
-    state = Path(json.loads(POINTER.read_text())["state"])
+def running_stack(state: Path | None = None) -> NativeStack:
+    """The stack ``make up`` recorded here, or the one whose state file is given (tests pass theirs)."""
+    if state is None:
+        if not POINTER.exists():
+            print("no stack is running here: start one with `make up`", file=sys.stderr)
+            sys.exit(1)
+        state = Path(json.loads(POINTER.read_text())["state"])
     if not state.exists():
-        POINTER.unlink()
-        print("the recorded stack is gone: start one with `make up`", file=sys.stderr)
+        POINTER.unlink(missing_ok=True)
+        print(f"no running stack recorded at {state}: start one with `make up`", file=sys.stderr)
         sys.exit(1)
     return NativeStack.from_state(state)
 
 
-def apply_fault(stack: NativeStack, service: str, verb: str, arg: str | None) -> None:
-    """Validate the request (exit 2 on misuse, listing what is valid), then apply it to the service."""
+def check_fault(service: str, verb: str, arg: str | None) -> None:
+    """Exit 2 on misuse, listing what is valid, before touching any process."""
     if service not in SERVICE_NAMES:
         fail_usage(f"unknown service {service!r}; valid services: {', '.join(SERVICE_NAMES)}")
     verbs = COMMON_VERBS + (REPLICA_VERBS if service == "replica" else ())
@@ -50,6 +52,9 @@ def apply_fault(stack: NativeStack, service: str, verb: str, arg: str | None) ->
         fail_usage(f"unknown verb {verb!r} for {service}; valid verbs: {', '.join(verbs)}")
     if (verb == "slow") != (arg is not None) or (arg is not None and not arg.isdigit()):
         fail_usage("`slow` takes one argument, the delay in milliseconds (e.g. `slow 300`); other verbs take none")
+
+
+def apply_fault(stack: NativeStack, service: str, verb: str, arg: str | None) -> None:
     svc: Any = stack[service]
     actions = {"lag": "pause_replay", "unlag": "resume_replay"}
     method = getattr(svc, actions.get(verb, verb))
@@ -96,8 +101,8 @@ def print_welcome(stack: NativeStack) -> None:
     )
 
 
-def command_status() -> None:
-    for name, info in running_stack().status().items():
+def command_status(state: Path | None) -> None:
+    for name, info in running_stack(state).status().items():
         print(f"{name:<9} {'up  ' if info['up'] else 'DOWN'} pids={info['pids']} {info['url']}")
 
 
@@ -114,6 +119,7 @@ def command_down() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stack", description="refstack's private service stack")
+    parser.add_argument("--state", type=Path, help="state file of the stack to act on (default: the `make up` one)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start everything in the foreground (Ctrl-C stops all)")
     commands.add_parser("status", help="show every service, its PIDs and URL")
@@ -127,11 +133,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "up":
             command_up()
         elif args.command == "status":
-            command_status()
+            command_status(args.state)
         elif args.command == "down":
             command_down()
         else:
-            apply_fault(running_stack(), args.service, args.verb, args.arg)
+            check_fault(args.service, args.verb, args.arg)
+            apply_fault(running_stack(args.state), args.service, args.verb, args.arg)
     except StackError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

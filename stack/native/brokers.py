@@ -3,7 +3,7 @@
 Why this way: the Debian wrappers ``cd`` into system folders and switch users; the system-wide epmd on 4369 is
 shared by every Erlang node on the machine, so our broker gets its own epmd that we own and end by PID.
 Readiness is a protocol answer (``+PONG``, the AMQP ``connection.start`` frame), not an open socket.
-See notes/redis.md and notes/rabbitmq.md.
+See notes/docker.md ("How the native provider stands in for compose").
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Why this shape: PostgreSQL refuses to run as root, forks one process per connect
 process-group signal misses them — ``pause`` walks /proc instead), and a replica made with
 ``pg_basebackup -R -C -S`` streams through a slot so the primary keeps the WAL it has not received.
 Control queries (pause replay, lag, promote) use the superuser over the private unix socket, never the proxy.
-See notes/postgres.md and notes/db_scaling.md.
+See notes/docker.md ("How the native provider stands in for compose"); replication itself is notes/db_scaling.md.
 """
 
 from __future__ import annotations

@@ -1,0 +1,31 @@
+# refstack: two commands for a newcomer (`make up`, `make test`); the rest are for contributors.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+PY := .venv/bin/python
+
+.PHONY: up down status test lint bench deps
+
+deps:  ## Debian packages (as root, only the missing ones), uv, and the locked Python environment
+	@bash stack/install-debian-packages.sh
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+up: deps  ## start the whole stack in the foreground (Ctrl-C stops everything)
+	@$(PY) -m stack up
+
+down:  ## stop the stack started by `make up` (by recorded PIDs)
+	@$(PY) -m stack down
+
+status:
+	@$(PY) -m stack status
+
+test: deps  ## every test, against a private stack of real services started by the fixtures
+	@$(PY) -m pytest -p no:cacheprovider
+
+lint: deps
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+	@$(PY) -m mypy app stack simulators tests bench
+
+bench: deps
+	@$(PY) -m bench.cold_start

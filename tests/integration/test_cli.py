@@ -1,0 +1,57 @@
+"""``python -m stack``: misuse exits 2 listing what is valid; faults applied from another process take effect.
+
+See notes/docker.md ("Breaking things from a terminal").
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stack.native.stack import NativeStack
+from tests.probes import ready, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stack", *args], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_unknown_service_exits_2_listing_services() -> None:
+    result = run_cli("fault", "mysql", "stop")
+    assert result.returncode == 2
+    assert "postgres, replica, redis, rabbitmq, payments, app, nginx" in result.stderr
+
+
+def test_unknown_verb_exits_2_listing_verbs() -> None:
+    result = run_cli("fault", "redis", "explode")
+    assert result.returncode == 2
+    assert "stop, start, restart, pause, resume, slow, cut, heal" in result.stderr
+    assert "lag" not in result.stderr  # replica-only verbs are offered for the replica only
+    assert "lag, unlag, promote" in run_cli("fault", "replica", "explode").stderr
+
+
+def test_slow_needs_milliseconds() -> None:
+    assert run_cli("fault", "redis", "slow").returncode == 2
+    assert run_cli("fault", "redis", "slow", "fast").returncode == 2
+
+
+@pytest.mark.fault
+def test_fault_from_another_process_and_restore(stack: NativeStack) -> None:
+    state = str(stack.state_path)
+    try:
+        assert run_cli("--state", state, "fault", "redis", "pause").returncode == 0
+        status, body, _ = ready(stack)
+        assert (status, body["checks"]["redis"]["status"]) == (200, "down")
+    finally:
+        assert run_cli("--state", state, "fault", "redis", "resume").returncode == 0
+    wait_for(lambda: ready(stack)[1]["status"] == "ok", timeout_s=20, what="ready after CLI resume")
+    status_lines = run_cli("--state", state, "status").stdout.splitlines()
+    assert len(status_lines) == 7
+    assert all(" up " in line for line in status_lines)

@@ -1,0 +1,48 @@
+"""Small probes the integration and fault tests share: plain HTTP, readiness, and deadline-bound polling.
+
+Why plain urllib: the probe must not share a connection pool or retry policy with anything under test.
+See notes/fault_tolerance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from stack.native.stack import NativeStack
+
+
+def http(
+    method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None, timeout_s: float = 10.0
+) -> tuple[int, dict[str, str], bytes]:
+    """A plain HTTP call that returns errors as values: (status, headers, body)."""
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def ready(stack: NativeStack) -> tuple[int, dict[str, Any], float]:
+    """GET /health/ready through Nginx: status, parsed JSON and how long it took."""
+    began = time.monotonic()
+    status, _, body = http("GET", f"{stack.nginx.url}/health/ready")
+    return status, json.loads(body), time.monotonic() - began
+
+
+def wait_for(condition: Any, *, timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
+    """Poll until ``condition()`` returns something truthy; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval_s)  # sleep-ok: the poll interval of a deadline-bound wait
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what}; last value: {last!r}")

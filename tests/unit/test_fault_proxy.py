@@ -1,0 +1,107 @@
+"""The fault proxy process against a local echo server: slow adds the delay, cut refuses, heal restores.
+
+No refstack service is needed; the proxy is real (its own process), the echo server is a thread.
+See notes/fault_tolerance.md ("Breaking things on purpose").
+"""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stack.native.fault_proxy import send_command
+from stack.native.layout import free_port
+from stack.native.process import ServiceProcess, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(1024):
+            self.request.sendall(data)
+
+
+@pytest.fixture
+def proxied_echo(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    listen, control = free_port(), free_port()
+    proxy = ServiceProcess(
+        [
+            sys.executable,
+            "-m",
+            "stack.native.fault_proxy",
+            "--control",
+            str(control),
+            "--route",
+            f"echo:{listen}:{server.server_address[1]}",
+        ],
+        tmp_path / "proxy.log",
+        cwd=REPO,
+    )
+    proxy.spawn()
+
+    def answers() -> bool:
+        try:
+            send_command(control, "ping", timeout_s=0.5)
+        except OSError:
+            return False
+        return True
+
+    try:
+        wait_until(answers, timeout_s=10, what="fault proxy", watch=proxy)
+        yield listen, control
+    finally:
+        proxy.end()
+        server.shutdown()
+        server.server_close()
+
+
+def round_trip_s(port: int) -> float:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        began = time.monotonic()
+        conn.sendall(b"ping")
+        assert conn.recv(16) == b"ping"
+        return time.monotonic() - began
+
+
+def test_slow_cut_heal(proxied_echo: tuple[int, int]) -> None:
+    listen, control = proxied_echo
+    fast = round_trip_s(listen)
+    send_command(control, "slow echo 400")
+    assert round_trip_s(listen) >= 0.38 > fast
+    send_command(control, "cut echo")
+    with pytest.raises(ConnectionRefusedError):
+        round_trip_s(listen)
+    send_command(control, "heal echo")
+    assert round_trip_s(listen) < 0.2
+
+
+def test_unknown_commands_are_refused_with_the_valid_ones(proxied_echo: tuple[int, int]) -> None:
+    _, control = proxied_echo
+    with pytest.raises(RuntimeError, match="routes: echo"):
+        send_command(control, "slow nowhere 5")
+    with pytest.raises(RuntimeError, match="unknown verb"):
+        send_command(control, "melt echo")
+
+
+def test_help_describes_the_control_protocol() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "stack.native.fault_proxy", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "slow NAME MS" in result.stdout

@@ -16,8 +16,12 @@ import asyncio
 import contextlib
 import signal
 import socket
+import sys
+from pathlib import Path
 
 from aiomisc.pytest import TCPProxy
+
+from stack.native.process import ServiceProcess, wait_until
 
 
 class ProxyRoute:
@@ -83,6 +87,25 @@ def send_command(control_port: int, command: str, timeout_s: float = 5.0) -> Non
         answer = conn.makefile().readline().strip()
     if answer != "ok":
         raise RuntimeError(f"fault proxy refused {command!r}: {answer}")
+
+
+def spawn_fault_proxy(control_port: int, routes: dict[str, tuple[int, int]], log_path: Path) -> ServiceProcess:
+    """Start the proxy process for ``routes`` (name → (listen port, target port)) and wait until it answers."""
+    argv = [sys.executable, "-m", "stack.native.fault_proxy", "--control", str(control_port)]
+    for name, (listen, target) in routes.items():
+        argv += ["--route", f"{name}:{listen}:{target}"]
+    proxy = ServiceProcess(argv, log_path, cwd=Path(__file__).resolve().parents[2])
+    proxy.spawn()
+
+    def answers() -> bool:
+        try:
+            send_command(control_port, "ping", timeout_s=0.5)
+        except OSError:
+            return False
+        return True
+
+    wait_until(answers, timeout_s=10, what="fault-proxy start", watch=proxy)
+    return proxy
 
 
 async def serve(control_port: int, routes: dict[str, ProxyRoute]) -> None:

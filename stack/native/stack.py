@@ -21,10 +21,10 @@ from typing import Any
 
 from stack.base import SERVICE_NAMES, StackError
 from stack.native.brokers import RabbitMQServer, RedisServer
-from stack.native.fault_proxy import send_command
+from stack.native.fault_proxy import spawn_fault_proxy
 from stack.native.layout import PROXIED, Layout
 from stack.native.postgres import PostgresPrimary, PostgresReplica
-from stack.native.process import ServiceProcess, start_time, wait_until
+from stack.native.process import ServiceProcess, start_time
 from stack.native.service import NativeService
 from stack.native.web import REPO, AppServer, NginxServer, PaymentsSimulator
 
@@ -59,19 +59,7 @@ class NativeStack:
                 self.nginx,
             )
         }
-        routes = [f"{name}:{layout.ports[f'proxy_{name}']}:{layout.ports[name]}" for name in PROXIED]
-        self.fault_proxy = ServiceProcess(
-            [
-                sys.executable,
-                "-m",
-                "stack.native.fault_proxy",
-                "--control",
-                str(layout.ports["control"]),
-                *[arg for route in routes for arg in ("--route", route)],
-            ],
-            layout.base / "logs" / "fault_proxy.log",
-            cwd=REPO,
-        )
+        self.fault_proxy = ServiceProcess([], layout.base / "logs" / "fault_proxy.log")
 
     def __getitem__(self, name: str) -> NativeService:
         return self.services[name]
@@ -131,16 +119,9 @@ class NativeStack:
         report(f"  {name:<12} ready in {time.monotonic() - began:5.2f} s")
 
     def _start_fault_proxy(self) -> None:
-        self.fault_proxy.spawn()
-
-        def answers() -> bool:
-            try:
-                send_command(self.layout.ports["control"], "ping", timeout_s=0.5)
-            except OSError:
-                return False
-            return True
-
-        wait_until(answers, timeout_s=10, what="fault-proxy start", watch=self.fault_proxy)
+        ports = self.layout.ports
+        routes = {name: (ports[f"proxy_{name}"], ports[name]) for name in PROXIED}
+        self.fault_proxy = spawn_fault_proxy(ports["control"], routes, self.fault_proxy.log_path)
 
     def migrate(self) -> None:
         """``alembic upgrade head`` against the primary directly, before the app starts (never inside it)."""

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from stack.native.fault_proxy import send_command
+from stack.native.fault_proxy import send_command, spawn_fault_proxy
 from stack.native.layout import free_port
-from stack.native.process import ServiceProcess, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,30 +35,8 @@ def proxied_echo(tmp_path: Path) -> Iterator[tuple[int, int]]:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     listen, control = free_port(), free_port()
-    proxy = ServiceProcess(
-        [
-            sys.executable,
-            "-m",
-            "stack.native.fault_proxy",
-            "--control",
-            str(control),
-            "--route",
-            f"echo:{listen}:{server.server_address[1]}",
-        ],
-        tmp_path / "proxy.log",
-        cwd=REPO,
-    )
-    proxy.spawn()
-
-    def answers() -> bool:
-        try:
-            send_command(control, "ping", timeout_s=0.5)
-        except OSError:
-            return False
-        return True
-
+    proxy = spawn_fault_proxy(control, {"echo": (listen, server.server_address[1])}, tmp_path / "proxy.log")
     try:
-        wait_until(answers, timeout_s=10, what="fault proxy", watch=proxy)
         yield listen, control
     finally:
         proxy.end()

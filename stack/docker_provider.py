@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from stack.base import StackError
+from stack.native.fault_proxy import spawn_fault_proxy
 from stack.native.layout import free_port
 from stack.native.process import ServiceProcess, wait_until
 
@@ -137,6 +137,7 @@ def replica_spec(primary_host: str = "postgres") -> ContainerSpec:
         ready_command=PG_READY,
         env={"PRIMARY_HOST": primary_host, "REFSTACK_REPLICATION_PASSWORD": REPLICATION_PASSWORD},
         entrypoint=("sh", "/usr/local/bin/refstack-replica.sh"),
+        command=("-c", "wal_retrieve_retry_interval=200ms", "-c", "hot_standby_feedback=on"),
         user="postgres",
         files={"/usr/local/bin/refstack-replica.sh": SCRIPTS / "replica-entrypoint.sh"},
     )
@@ -437,29 +438,6 @@ class ContainerStack:
         self.close()
 
     def _start_fault_proxy(self) -> None:
-        from stack.native.fault_proxy import send_command
-
         self._log_dir = Path(tempfile.mkdtemp(prefix="refstack-docker-"))
-        routes = [f"{svc.name}:{svc.proxy_port}:{svc.host_port}" for svc in self.services.values()]
-        self._fault_proxy = ServiceProcess(
-            [
-                sys.executable,
-                "-m",
-                "stack.native.fault_proxy",
-                "--control",
-                str(self.control_port),
-                *[arg for route in routes for arg in ("--route", route)],
-            ],
-            self._log_dir / "fault_proxy.log",
-            cwd=REPO,
-        )
-        self._fault_proxy.spawn()
-
-        def answers() -> bool:
-            try:
-                send_command(self.control_port, "ping", timeout_s=0.5)
-            except OSError:
-                return False
-            return True
-
-        wait_until(answers, timeout_s=10, what="fault-proxy start", watch=self._fault_proxy)
+        routes = {svc.name: (svc.proxy_port, svc.host_port) for svc in self.services.values()}
+        self._fault_proxy = spawn_fault_proxy(self.control_port, routes, self._log_dir / "fault_proxy.log")

@@ -2,7 +2,8 @@
 # Entrypoint of the streaming replica (runs as the postgres user, in the official postgres image).
 # First start: copy the primary with pg_basebackup; -R writes standby.signal and primary_conninfo, -C -S
 # creates the physical slot that stops the primary from recycling WAL the replica still needs.
-# Later starts: the data directory exists, so it just runs postgres. See notes/docker.md.
+# Later starts: the data directory exists, so it just runs postgres (with the -c settings given as arguments).
+# See notes/docker.md.
 set -eu
 
 : "${PRIMARY_HOST:?}" "${REFSTACK_REPLICATION_PASSWORD:?}"
@@ -19,4 +20,4 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     chmod 0700 "$PGDATA"
 fi
 
-exec postgres
+exec postgres "$@"

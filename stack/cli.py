@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -19,6 +20,7 @@ from stack.native.layout import Layout
 from stack.native.reaper import reap_orphans
 from stack.native.stack import NativeStack
 from stack.native.web import REPO
+from stack.provider import choose_provider
 
 POINTER = REPO / ".stack" / "current.json"
 USAGE_EXIT = 2
@@ -66,7 +68,16 @@ def apply_fault(stack: NativeStack, service: str, verb: str, arg: str | None) ->
     print(f"{service}: {verb}{' ' + arg if arg else ''} done")
 
 
+def compose_command() -> list[str]:
+    """Compose v2 (``docker compose``) where installed, else Debian's v1 ``docker-compose``."""
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return ["docker", "compose"] if probe.returncode == 0 else ["docker-compose"]
+
+
 def command_up() -> None:
+    if choose_provider() == "docker":
+        print("a Docker engine answers (REFSTACK_PROVIDER): running the stack with docker compose")
+        sys.exit(subprocess.call([*compose_command(), "-f", str(REPO / "docker-compose.yml"), "up", "--build"]))
     reap_orphans()
     if POINTER.exists():
         fail_usage("a stack is already recorded here; run `make down` first")

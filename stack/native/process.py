@@ -147,6 +147,11 @@ class ServiceProcess:
             self.send(signal.SIGSTOP, pid)
         for pid in self.tree():
             self.send(signal.SIGSTOP, pid)
+        wait_until(self.frozen, timeout_s=5, what=f"freeze {self.argv[0]}")
+
+    def frozen(self) -> bool:
+        """Signals are delivered asynchronously: a process on another CPU may still run for a moment."""
+        return all(_proc_state(pid) in ("T", "t", None) for pid in self.tree())
 
     def thaw(self) -> None:
         """SIGCONT the children first, the root last, so the root never sees a frozen child as hung."""

@@ -38,8 +38,9 @@ def asyncpg_url(url: str) -> str:
 class NativeStack:
     """Every service of refstack as private processes; ``stack["redis"].pause()`` and friends."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, owner: list[int | None] | None = None) -> None:
         self.layout = layout
+        self.owner = owner if owner is not None else [os.getpid(), start_time(os.getpid())]
         self.primary = PostgresPrimary(layout)
         self.replica = PostgresReplica(layout, self.primary)
         self.redis = RedisServer(layout)
@@ -158,7 +159,7 @@ class NativeStack:
             for name, proc in self.processes()
         }
         state = {
-            "owner": [os.getpid(), start_time(os.getpid())],
+            "owner": self.owner,
             "layout": self.layout.to_json(),
             "processes": recorded,
         }
@@ -170,7 +171,7 @@ class NativeStack:
     def from_state(cls, path: Path) -> NativeStack:
         """Rebuild the objects of a running stack from its state file, adopting only PIDs that are still ours."""
         state = json.loads(path.read_text())
-        stack = cls(Layout.from_json(state["layout"]))
+        stack = cls(Layout.from_json(state["layout"]), owner=state["owner"])
         stack.adopt(state["processes"])
         return stack
 

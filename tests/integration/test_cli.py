@@ -5,6 +5,8 @@ See notes/docker.md ("Breaking things from a terminal").
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +54,7 @@ def test_fault_from_another_process_and_restore(stack: NativeStack) -> None:
     finally:
         assert run_cli("--state", state, "fault", "redis", "resume").returncode == 0
     wait_for(lambda: ready(stack)[1]["status"] == "ok", timeout_s=20, what="ready after CLI resume")
+    assert json.loads(stack.state_path.read_text())["owner"][0] == os.getpid()  # the CLI did not take ownership
     status_lines = run_cli("--state", state, "status").stdout.splitlines()
     assert len(status_lines) == 7
     assert all(" up " in line for line in status_lines)

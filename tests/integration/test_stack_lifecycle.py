@@ -72,7 +72,8 @@ def test_orphaned_stack_of_a_killed_owner_is_reaped_by_recorded_pid(stack: Nativ
         text=True,
     )
     assert owner.stdout is not None
-    redis_pid_text, base = owner.stdout.readline().split()
+    with owner.stdout:
+        redis_pid_text, base = owner.stdout.readline().split()
     redis_pid = int(redis_pid_text)
     assert pid_alive(redis_pid)
     os.kill(owner.pid, signal.SIGKILL)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PostgresDsn, RedisDsn, AmqpDsn, HttpUrl
+from pydantic import AmqpDsn, Field, HttpUrl, PostgresDsn, RedisDsn
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,8 +31,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=5, ge=1, le=100)
     db_connect_timeout_s: float = Field(default=1.0, gt=0)
     db_command_timeout_s: float = Field(default=5.0, gt=0)
+    db_pool_timeout_s: float = Field(default=2.0, gt=0)
     redis_timeout_s: float = Field(default=1.0, gt=0)
     amqp_timeout_s: float = Field(default=2.0, gt=0)
+    amqp_reconnect_interval_s: float = Field(default=5.0, gt=0)
     health_check_timeout_s: float = Field(default=1.0, gt=0, le=1.0)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)

@@ -1,0 +1,68 @@
+"""The composition root: ``create_app(settings)`` wires routers, error handling and observability, and its
+lifespan opens every pool and client and closes them in reverse order.
+
+Why a factory and nothing at import time: tests build an app per configuration (closed ports, deaf listeners),
+several apps can live in one process, and ``uvicorn app.main:create_app --factory --workers 2`` builds one per
+worker after the fork, so no pool or socket is ever shared across processes. See notes/fastapi.md,
+"App factory and lifespan".
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from app.api import health
+from app.api.body_limit import BodySizeLimitMiddleware
+from app.api.metrics import build_metrics_router
+from app.api.problems import install_problem_handlers
+from app.api.unhandled import UnhandledErrorMiddleware
+from app.cache.client import open_redis
+from app.db.engines import Engines
+from app.messaging.amqp_connection import AmqpConnection
+from app.observability.access import AccessLogMiddleware
+from app.observability.logging import configure_logging
+from app.observability.metrics import build_http_metrics, exposition_registry
+from app.observability.request_id import RequestIdMiddleware
+from app.settings import Settings
+from app.state import AppState
+
+
+def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
+    """Open pools and clients, none of which needs its server up yet; close them in reverse order."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[AppState]:
+        async with AsyncExitStack() as resources:
+            engines = Engines.open(settings)
+            resources.push_async_callback(engines.dispose)
+            redis = open_redis(settings)
+            resources.push_async_callback(redis.aclose)
+            amqp = AmqpConnection(settings)
+            amqp.start()
+            resources.push_async_callback(amqp.aclose)
+            yield AppState(settings=settings, engines=engines, redis=redis, amqp=amqp)
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else Settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    registry = CollectorRegistry()
+    http_metrics = build_http_metrics(registry)
+
+    app = FastAPI(title="refstack", version="0.1.0", lifespan=build_lifespan(settings))
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(build_metrics_router(exposition_registry(registry)))
+
+    # add_middleware wraps: the last added runs first. Request flows RequestId → AccessLog → Unhandled → BodySize.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(AccessLogMiddleware, metrics=http_metrics)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""RabbitMQ: the connection, later the outbox relay, topology and consumers. See notes/rabbitmq.md."""

@@ -1,0 +1,59 @@
+"""HTTP metrics on a registry owned by one app, and how they are exposed with one or several workers.
+
+Why a registry per app: ``create_app`` builds its own ``CollectorRegistry``, so two apps in one test process never
+collide on metric names and nothing is registered at import time. Why the multiprocess branch: under
+``uvicorn --workers 2`` each worker counts only its own requests; when ``PROMETHEUS_MULTIPROC_DIR`` is set,
+prometheus_client writes every value to a per-process file there and ``MultiProcessCollector`` sums the files at
+scrape time, so ``/metrics`` answers for the whole instance whichever worker serves it.
+See notes/fastapi.md, "Metrics with several workers".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+
+# The switch prometheus_client itself reads when it is imported (it picks file-backed values then); we read the
+# same variable so exposition always matches how values are stored. It is not a Settings field for that reason.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UNMATCHED_ROUTE = "<unmatched>"
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class HttpMetrics:
+    """Request count and latency, labelled by route template (never the raw path), method and status."""
+
+    requests: Counter
+    latency: Histogram
+
+    def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:
+        labels = {"method": method, "route": route, "status": str(status)}
+        self.requests.labels(**labels).inc()
+        self.latency.labels(**labels).observe(seconds)
+
+
+def build_http_metrics(registry: CollectorRegistry) -> HttpMetrics:
+    names = ("method", "route", "status")
+    return HttpMetrics(
+        requests=Counter("http_requests", "HTTP requests handled.", names, registry=registry),
+        latency=Histogram(
+            "http_request_duration_seconds",
+            "Time from request start to the end of the response.",
+            names,
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+    )
+
+
+def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
+    """What ``/metrics`` renders: the app's own registry, or the sum of every worker's files when multiprocess."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
+        return registry
+    summed = CollectorRegistry()
+    multiprocess.MultiProcessCollector(summed, path=directory)  # type: ignore[no-untyped-call]
+    return summed

@@ -74,21 +74,22 @@ def compose_command() -> list[str]:
     return ["docker", "compose"] if probe.returncode == 0 else ["docker-compose"]
 
 
-def command_up() -> None:
+def command_up(free_ports: bool) -> None:
     if choose_provider() == "docker":
         print("a Docker engine answers (REFSTACK_PROVIDER): running the stack with docker compose")
         sys.exit(subprocess.call([*compose_command(), "-f", str(REPO / "docker-compose.yml"), "up", "--build"]))
     reap_orphans()
-    if POINTER.exists():
+    if not free_ports and POINTER.exists():
         fail_usage("a stack is already recorded here; run `make down` first")
-    stack = NativeStack(Layout.create(fixed=True))
+    stack = NativeStack(Layout.create(fixed=not free_ports))
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    print(f"starting refstack (native provider) in {stack.layout.base}")
+    print(f"starting refstack (native provider) in {stack.layout.base}", flush=True)
     stack.up()
-    POINTER.parent.mkdir(exist_ok=True)
-    POINTER.write_text(json.dumps({"state": str(stack.state_path)}))
+    if not free_ports:  # only the fixed-port stack is the one `make down` and `fault` find by default
+        POINTER.parent.mkdir(exist_ok=True)
+        POINTER.write_text(json.dumps({"state": str(stack.state_path)}))
     print_welcome(stack)
     try:
         while not stopping.wait(0.5):
@@ -97,18 +98,20 @@ def command_up() -> None:
         print("stopping refstack ...")
         stack.refresh()
         stack.down()
-        POINTER.unlink(missing_ok=True)
-        print("stopped")
+        if not free_ports:
+            POINTER.unlink(missing_ok=True)
+        print("stopped", flush=True)
 
 
 def print_welcome(stack: NativeStack) -> None:
     edge = stack.nginx.url
-    print(f"\nrefstack is up: {edge}   (Ctrl-C or `make down` stops everything)")
+    print(f"\nrefstack is up: {edge}   (Ctrl-C or `make down` stops everything)", flush=True)
     for name, info in stack.status().items():
         print(f"  {name:<9} {info['url']}")
     print(
         f"\ntry:\n  curl -s {edge}/health/ready\n  curl -si {edge}/metrics | head\n"
-        "  python -m stack fault redis pause   # then ready again, then `... resume`"
+        "  python -m stack fault redis pause   # then ready again, then `... resume`",
+        flush=True,
     )
 
 
@@ -132,7 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stack", description="refstack's private service stack")
     parser.add_argument("--state", type=Path, help="state file of the stack to act on (default: the `make up` one)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start everything in the foreground (Ctrl-C stops all)")
+    up = commands.add_parser("up", help="start everything in the foreground (Ctrl-C stops all)")
+    up.add_argument("--free-ports", action="store_true", help="free ports instead of the fixed ones (beside `make up`)")
     commands.add_parser("status", help="show every service, its PIDs and URL")
     commands.add_parser("down", help="stop the stack started with `up`")
     fault = commands.add_parser("fault", help="break a running service: fault SERVICE VERB [MS]")
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            command_up()
+            command_up(args.free_ports)
         elif args.command == "status":
             command_status(args.state)
         elif args.command == "down":

@@ -69,7 +69,7 @@ def wait_until(
     """Poll ``condition`` until it holds; fail fast if the watched process died; name it and quote its log."""
     deadline = time.monotonic() + timeout_s
     while True:
-        if condition():
+        if condition() and (watch is None or watch.alive()):  # a port answered, and by our process
             return
         if watch is not None and not watch.alive():
             raise StackError(f"{what}: process exited (code {watch.exit_code()}).\n{watch.log_tail()}")

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from stack.native.process import pid_alive
 from stack.native.stack import NativeStack
 from tests.probes import ready, wait_for
 
@@ -58,3 +60,32 @@ def test_fault_from_another_process_and_restore(stack: NativeStack) -> None:
     status_lines = run_cli("--state", state, "status").stdout.splitlines()
     assert len(status_lines) == 7
     assert all(" up " in line for line in status_lines)
+
+
+@pytest.mark.slow
+def test_up_in_the_foreground_stops_everything_on_ctrl_c(stack: NativeStack) -> None:
+    up = subprocess.Popen(
+        [sys.executable, "-m", "stack", "up", "--free-ports"],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert up.stdout is not None
+    with up.stdout:
+        lines = []
+        for line in up.stdout:
+            lines.append(line)
+            if line.startswith("refstack is up") or len(lines) > 200:
+                break
+        assert any(line.startswith("refstack is up") for line in lines), "".join(lines)
+        base = Path(lines[0].split(" in ")[-1].strip())
+        recorded = json.loads((base / "state.json").read_text())["processes"]
+        pids = [identity[0] for identity in recorded.values() if identity is not None]
+        assert len(pids) == 9  # seven services, epmd and the fault proxy
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+        assert "stopped" in up.stdout.read()
+    assert [pid for pid in pids if pid_alive(pid)] == []
+    assert not base.exists()

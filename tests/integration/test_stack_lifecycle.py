@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from stack.base import StackError
 from stack.native.layout import Layout
 from stack.native.process import pid_alive
 from stack.native.reaper import reap_orphans
@@ -84,3 +86,22 @@ def test_orphaned_stack_of_a_killed_owner_is_reaped_by_recorded_pid(stack: Nativ
     wait_for(lambda: not pid_alive(redis_pid), timeout_s=5, what="orphaned redis gone")
     assert not Path(base).exists()
     assert stack.redis.process.alive()  # the live session stack was left alone
+
+
+def test_a_service_that_cannot_start_is_named_with_its_log(stack: NativeStack) -> None:
+    """Redis told to listen on a port something else holds: the error names it and quotes its own log."""
+    layout = Layout.create(fixed=False)
+    clash = NativeStack(layout)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", layout.ports["redis"]))
+        squatter.listen()
+        try:
+            with pytest.raises(StackError) as failure:
+                clash.redis.start()
+        finally:
+            clash.down()
+    message = str(failure.value)
+    assert message.startswith("redis start: process exited")
+    assert "Address already in use" in message
+    assert str(layout.base / "logs" / "redis.log") in message
+    assert stack.redis.process.alive()

@@ -1,8 +1,9 @@
 """The one Redis client of the process, with timeouts and an explicit no-retry policy.
 
-Why ``retry=Retry(NoBackoff(), 0)``: redis-py 6+ retries timeouts by default (exponential backoff, three
-retries), so with a one-second socket timeout a frozen Redis took about 15 s to fail a GET. Retries belong to the
-caller, who knows whether the command is idempotent (see app/resilience). See notes/redis.md, "Timeouts".
+Why ``retry=Retry(NoBackoff(), 0)``: redis-py 6+ retries timeouts by default when a client is built with
+``Redis(host=...)`` (up to 10 retries with backoff: a GET on a frozen Redis failed after ~15 s, not 1 s), while
+``from_url`` connections happen to default to none. Saying it explicitly keeps the bound whichever way a client is
+built and whatever a later release changes. Retries belong to the caller, who knows whether the command is idempotent (see app/resilience). See notes/redis.md, "Timeouts".
 """
 
 from __future__ import annotations

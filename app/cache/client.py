@@ -3,7 +3,8 @@
 Why ``retry=Retry(NoBackoff(), 0)``: redis-py 6+ retries timeouts by default when a client is built with
 ``Redis(host=...)`` (up to 10 retries with backoff: a GET on a frozen Redis failed after ~15 s, not 1 s), while
 ``from_url`` connections happen to default to none. Saying it explicitly keeps the bound whichever way a client is
-built and whatever a later release changes. Retries belong to the caller, who knows whether the command is idempotent (see app/resilience). See notes/redis.md, "Timeouts".
+built and whatever a later release changes. Retries belong to the caller, who knows whether the command is
+idempotent. See notes/redis.md, "Timeouts".
 """
 
 from __future__ import annotations

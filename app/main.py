@@ -20,6 +20,7 @@ from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.metrics import build_metrics_router
 from app.api.problems import install_problem_handlers
 from app.api.unhandled import UnhandledErrorMiddleware
+from app.api.v1 import build_api_router
 from app.cache.client import open_redis
 from app.db.engines import Engines
 from app.messaging.amqp_connection import AmqpConnection
@@ -27,6 +28,9 @@ from app.observability.access import AccessLogMiddleware
 from app.observability.logging import configure_logging
 from app.observability.metrics import build_http_metrics, exposition_registry
 from app.observability.request_id import RequestIdMiddleware
+from app.payments.client import open_payments_client
+from app.security.passwords import PasswordHasher
+from app.services.sweeper import HoldSweeper
 from app.settings import Settings
 from app.state import AppState
 
@@ -44,7 +48,18 @@ def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
             amqp = AmqpConnection(settings)
             amqp.start()
             resources.push_async_callback(amqp.aclose)
-            yield AppState(settings=settings, engines=engines, redis=redis, amqp=amqp)
+            sweeper = HoldSweeper(engines.primary, batch=settings.sweeper_batch)
+            await resources.enter_async_context(sweeper.running(settings.sweeper_interval_s))
+            payments = open_payments_client(settings)
+            resources.push_async_callback(payments.aclose)
+            yield AppState(
+                settings=settings,
+                engines=engines,
+                redis=redis,
+                amqp=amqp,
+                passwords=PasswordHasher(),
+                payments=payments,
+            )
 
     return lifespan
 
@@ -58,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="refstack", version="0.1.0", lifespan=build_lifespan(settings))
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(build_api_router())
     app.include_router(build_metrics_router(exposition_registry(registry)))
 
     # add_middleware wraps: the last added runs first. Request flows RequestId → AccessLog → Unhandled → BodySize.

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AmqpDsn, Field, HttpUrl, PostgresDsn, RedisDsn
+from pydantic import AmqpDsn, Field, HttpUrl, PostgresDsn, RedisDsn, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_JWT_SECRET = "refstack-demo-signing-key-not-for-production-use"  # noqa: S105 - public on purpose; refused in production
 
 
 class Settings(BaseSettings):
@@ -37,6 +39,32 @@ class Settings(BaseSettings):
     amqp_reconnect_interval_s: float = Field(default=5.0, gt=0)
     health_check_timeout_s: float = Field(default=1.0, gt=0, le=1.0)
 
+    jwt_secret: str = Field(default=DEMO_JWT_SECRET, min_length=32)
+    jwt_issuer: str = "refstack"
+    jwt_audience: str = "refstack-api"
+    access_token_ttl_s: int = Field(default=900, ge=30, le=86400)
+    demo_password: str = "refstack-demo"  # noqa: S105 - the printed demo credential for `make up`
+
+    hold_ttl_s: int = Field(default=300, ge=1, le=3600)
+    max_seats_per_hold: int = Field(default=10, ge=1, le=100)
+    sweeper_interval_s: float = Field(default=1.0, gt=0)
+    sweeper_batch: int = Field(default=500, ge=1)
+
+    payments_timeout_s: float = Field(default=2.0, gt=0)
+    payments_max_attempts: int = Field(default=3, ge=1, le=10)
+    payments_backoff_base_s: float = Field(default=0.1, gt=0)
+    payments_backoff_max_s: float = Field(default=1.0, gt=0)
+    payments_deadline_s: float = Field(default=4.0, gt=0)
+    payments_breaker_fail_max: int = Field(default=5, ge=1)
+    payments_breaker_reset_s: float = Field(default=10.0, gt=0)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
+
+    @model_validator(mode="after")
+    def refuse_demo_secrets_in_production(self) -> Settings:
+        """Misconfiguration fails at boot: production never runs with the published demo signing key."""
+        if self.env == "production" and self.jwt_secret == DEMO_JWT_SECRET:
+            raise ValueError("REFSTACK_JWT_SECRET must be set in production (the demo key is public)")
+        return self

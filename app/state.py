@@ -14,6 +14,8 @@ from redis.asyncio import Redis
 
 from app.db.engines import Engines
 from app.messaging.amqp_connection import AmqpConnection
+from app.payments.client import PaymentsClient
+from app.security.passwords import PasswordHasher
 from app.settings import Settings
 
 
@@ -22,3 +24,5 @@ class AppState(TypedDict):
     engines: Engines
     redis: Redis
     amqp: AmqpConnection
+    passwords: PasswordHasher
+    payments: PaymentsClient

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app.db import models  # noqa: F401 - importing registers every table on Base.metadata
 from app.db.base import Base
 from app.db.engines import asyncpg_url
 from app.settings import Settings

@@ -10,8 +10,10 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import pytest
 
 from stack.native.stack import NativeStack
@@ -19,14 +21,14 @@ from stack.native.stack import NativeStack
 
 def http(
     method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None, timeout_s: float = 10.0
-) -> tuple[int, dict[str, str], bytes]:
-    """A plain HTTP call that returns errors as values: (status, headers, body)."""
+) -> tuple[int, Mapping[str, str], bytes]:
+    """A plain HTTP call that returns errors as values: (status, headers, body); header names are case-insensitive."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, httpx.Headers(response.headers.items()), response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, httpx.Headers(error.headers.items()), error.read()
 
 
 def ready(stack: NativeStack) -> tuple[int, dict[str, Any], float]:

@@ -1,4 +1,4 @@
-"""What a route needs, said as a type: ``StateDep``, ``SettingsDep`` (more join as resources arrive).
+"""What a route needs, said as a type: ``StateDep``, ``SettingsDep``, ``CurrentUser``, ``Organizer``.
 
 Why ``Annotated`` aliases: a route names what it needs and one override in a test reaches every route. They read
 the lifespan state from the request scope, so nothing here holds a client. See notes/fastapi.md,
@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
+from app.api.problems import Problem
+from app.payments.client import PaymentsClient
+from app.security.tokens import InvalidTokenError, Principal, verify_access_token
+from app.services.unit_of_work import UnitOfWork
 from app.settings import Settings
 from app.state import AppState
+
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 async def app_state(request: Request) -> AppState:
@@ -28,3 +34,48 @@ async def settings(state: StateDep) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(settings)]
+
+
+async def current_principal(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    """The caller proved by ``Authorization: Bearer <token>``; 401 with ``WWW-Authenticate: Bearer`` otherwise."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(401, kind="unauthenticated", detail="Send a bearer access token.", headers=BEARER_CHALLENGE)
+    try:
+        return verify_access_token(token.strip(), state["settings"])
+    except InvalidTokenError:
+        raise Problem(
+            401,
+            kind="invalid-token",
+            detail="The access token is invalid or expired.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from None
+
+
+CurrentUser = Annotated[Principal, Depends(current_principal)]
+
+
+async def require_organizer(principal: CurrentUser) -> Principal:
+    """Route guard for organizer-only writes: attach with ``dependencies=[Depends(require_organizer)]``."""
+    if principal.role != "organizer":
+        raise Problem(403, kind="forbidden", detail="Only organizers can do this.")
+    return principal
+
+
+Organizer = Annotated[Principal, Depends(require_organizer)]
+
+
+async def unit_of_work(state: StateDep) -> UnitOfWork:
+    """A unit of work on the primary for this request; the route's service decides when to commit."""
+    return UnitOfWork(state["engines"].primary)
+
+
+UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]
+
+
+async def payments_client(state: StateDep) -> PaymentsClient:
+    """The process's payment-provider client (one HTTP pool and one circuit breaker per worker)."""
+    return state["payments"]
+
+
+PaymentsDep = Annotated[PaymentsClient, Depends(payments_client)]

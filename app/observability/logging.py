@@ -15,10 +15,12 @@ from structlog.typing import Processor
 
 def configure_logging(level: str, *, json: bool) -> None:
     """Route structlog to stdout: JSON for machines (``json=True``), coloured key=value for a person."""
+    # Tracebacks without frame locals: locals hold passwords, tokens and request bodies, which never go to logs.
+    tracebacks = structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+    )
     renderer: list[Processor] = (
-        [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
-        if json
-        else [structlog.dev.ConsoleRenderer()]
+        [tracebacks, structlog.processors.JSONRenderer()] if json else [structlog.dev.ConsoleRenderer()]
     )
     structlog.configure(
         processors=[

@@ -91,7 +91,12 @@ class AppServer(NativeService):
             "--timeout-graceful-shutdown",
             "5",
         ]
-        env = {**os.environ, **self.environment, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
+        env = {
+            **os.environ,
+            **self.environment,
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+            "PYTHONUNBUFFERED": "1",  # one log line per request reaches the log at once
+        }
         return ServiceProcess(argv, self.layout.base / "logs" / "app.log", env=env, cwd=REPO)
 
     @property

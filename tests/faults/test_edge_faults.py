@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 
 import pytest
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.fault
 PROXY_READ_TIMEOUT_S = 5.0
 
 
-def assert_problem(status: int, headers: dict[str, str], body: bytes, expected: int) -> None:
+def assert_problem(status: int, headers: Mapping[str, str], body: bytes, expected: int) -> None:
     assert status == expected
     assert headers["Content-Type"].startswith("application/problem+json")
     problem = json.loads(body)

@@ -6,7 +6,7 @@ import json
 import re
 
 from stack.native.stack import NativeStack
-from tests.probes import http, ready
+from tests.probes import http, ready, wait_for
 
 DEPENDENCIES = {"postgres", "replica", "redis", "rabbitmq"}
 
@@ -41,10 +41,8 @@ def test_request_id_is_minted_when_missing_or_malformed(stack: NativeStack) -> N
 
 def test_request_id_reaches_the_app_log(stack: NativeStack) -> None:
     http("GET", f"{stack.nginx.url}/health/live", headers={"X-Request-ID": "log-me-7f3a"})
-    log = (stack.layout.base / "logs" / "app.log").read_text()
-    assert any(
-        '"request_id": "log-me-7f3a"' in line or '"request_id":"log-me-7f3a"' in line for line in log.splitlines()
-    )
+    log = stack.layout.base / "logs" / "app.log"
+    wait_for(lambda: '"request_id": "log-me-7f3a"' in log.read_text(), timeout_s=5, what="the request's log line")
 
 
 def test_unknown_route_is_problem_json_404(stack: NativeStack) -> None:

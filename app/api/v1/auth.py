@@ -1,0 +1,83 @@
+"""``POST /api/v1/auth/register`` and ``POST /api/v1/auth/token`` (OAuth2 password flow → JWT access token).
+
+Why login answers the same for an unknown email and a wrong password: a different message or a faster answer
+tells an attacker which emails have accounts. Why 401 carries ``WWW-Authenticate: Bearer``: RFC 6750 says how
+to authenticate, and clients (and the OpenAPI "Authorize" button) rely on it. See notes/security.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.deps import BEARER_CHALLENGE, CurrentUser, SettingsDep, StateDep, UowDep
+from app.api.problems import Problem
+from app.security.passwords import password_problems
+from app.security.tokens import issue_access_token
+from app.services.users import EmailTakenError, authenticate, load_user, register_user
+
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$"
+
+
+class Registration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    role: Literal["user", "organizer"]
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int
+
+
+def build_auth_router() -> APIRouter:
+    router = APIRouter(tags=["auth"])
+
+    @router.post("/auth/register", status_code=201, response_model=UserOut)
+    async def register(body: Registration, uow: UowDep, state: StateDep, response: Response) -> UserOut:
+        reasons = password_problems(body.password, body.email)
+        if reasons:
+            raise Problem(
+                422,
+                kind="weak-password",
+                detail="The password " + "; ".join(reasons) + ".",
+                extensions={
+                    "errors": [{"loc": ["body", "password"], "msg": r, "type": "weak_password"} for r in reasons]
+                },
+            )
+        try:
+            user = await register_user(uow, state["passwords"], body.email, body.password)
+        except EmailTakenError:
+            raise Problem(409, kind="email-taken", detail="An account with this email already exists.") from None
+        response.headers["Location"] = "/api/v1/me"
+        return UserOut(id=user.id, email=user.email, role=user.role)
+
+    @router.post("/auth/token", response_model=TokenOut)
+    async def token(
+        form: Annotated[OAuth2PasswordRequestForm, Depends()], uow: UowDep, state: StateDep, settings: SettingsDep
+    ) -> TokenOut:
+        principal = await authenticate(uow, state["passwords"], form.username, form.password)
+        if principal is None:
+            raise Problem(401, kind="invalid-credentials", detail="Wrong email or password.", headers=BEARER_CHALLENGE)
+        return TokenOut(access_token=issue_access_token(principal, settings), expires_in=settings.access_token_ttl_s)
+
+    @router.get("/me", response_model=UserOut)
+    async def me(principal: CurrentUser, uow: UowDep) -> UserOut:
+        user = await load_user(uow, principal.user_id)
+        if user is None:
+            raise Problem(401, kind="invalid-token", detail="The account no longer exists.", headers=BEARER_CHALLENGE)
+        return UserOut(id=user.id, email=user.email, role=user.role)
+
+    return router

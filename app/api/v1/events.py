@@ -1,0 +1,123 @@
+"""``/api/v1/events``: list (keyset pages), create (organizers), read (ETag, 304), patch (If-Match), seats.
+
+Why each status: 201 with ``Location`` and ``ETag`` so the client can go straight to the new resource and later
+edit it conditionally; 304 when ``If-None-Match`` names the current tag; 428 for a PATCH without ``If-Match``
+and 412 when the event moved on; 403 for callers who may not write; 404 for ids that name nothing. The routes
+translate; the use cases live in app/services/events.py. See notes/rest_design.md.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import AwareDatetime, TypeAdapter
+
+from app.api.deps import Organizer, UowDep
+from app.api.etag import (
+    IfMatch,
+    IfNoneMatch,
+    entity_tag,
+    is_fresh,
+    matching_versions,
+    not_modified,
+    precondition_failed,
+)
+from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, cut_page, decode_cursor
+from app.api.problems import Problem
+from app.api.v1.schemas import EventIn, EventOut, EventPatch, EventSummary, SeatList, SeatOut
+from app.services.events import (
+    EventFilter,
+    EventKey,
+    EventNotFoundError,
+    EventRecord,
+    NewEvent,
+    NotEventOrganizerError,
+    StaleVersionError,
+    create_event,
+    get_event,
+    list_events,
+    list_seats,
+    update_event,
+)
+
+EVENT_KEY: TypeAdapter[EventKey] = TypeAdapter(tuple[AwareDatetime, uuid.UUID])
+
+
+def event_not_found(event_id: uuid.UUID) -> Problem:
+    return Problem(404, kind="not-found", detail=f"No event has id {event_id}.")
+
+
+def _represent(record: EventRecord, response: Response) -> EventOut:
+    response.headers["ETag"] = entity_tag(record.id, record.version)
+    return EventOut.model_validate(record, from_attributes=True)
+
+
+def build_events_router() -> APIRouter:
+    router = APIRouter(tags=["events"])
+
+    @router.get("/events", response_model=Page[EventSummary])
+    async def list_(
+        uow: UowDep,
+        city: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+        starts_after: AwareDatetime | None = None,
+        starts_before: AwareDatetime | None = None,
+        limit: LimitQuery = DEFAULT_LIMIT,
+        cursor: CursorQuery = None,
+    ) -> Page[EventSummary]:
+        after = decode_cursor(cursor, EVENT_KEY) if cursor is not None else None
+        where = EventFilter(city=city, starts_after=starts_after, starts_before=starts_before)
+        rows = await list_events(uow, where, after, fetch=limit + 1)
+        items, next_cursor = cut_page(rows, limit, lambda row: row.key, EVENT_KEY)
+        summaries = [EventSummary.model_validate(item, from_attributes=True) for item in items]
+        return Page[EventSummary](items=summaries, next_cursor=next_cursor)
+
+    @router.post("/events", status_code=201, response_model=EventOut)
+    async def create(body: EventIn, organizer: Organizer, uow: UowDep, response: Response) -> EventOut:
+        record = await create_event(uow, organizer.user_id, NewEvent(**body.model_dump()))
+        response.headers["Location"] = f"/api/v1/events/{record.id}"
+        return _represent(record, response)
+
+    @router.get("/events/{event_id}", response_model=EventOut)
+    async def read(
+        event_id: uuid.UUID, uow: UowDep, response: Response, if_none_match: IfNoneMatch = None
+    ) -> EventOut | Response:
+        try:
+            record = await get_event(uow, event_id)
+        except EventNotFoundError:
+            raise event_not_found(event_id) from None
+        etag = entity_tag(record.id, record.version)
+        if is_fresh(if_none_match, etag):
+            return not_modified(etag)
+        return _represent(record, response)
+
+    @router.patch("/events/{event_id}", response_model=EventOut)
+    async def patch(
+        event_id: uuid.UUID,
+        body: EventPatch,
+        organizer: Organizer,
+        uow: UowDep,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> EventOut:
+        versions = matching_versions(if_match, event_id)
+        try:
+            record = await update_event(uow, organizer.user_id, event_id, body.changes(), versions)
+        except EventNotFoundError:
+            raise event_not_found(event_id) from None
+        except NotEventOrganizerError:
+            raise Problem(403, kind="forbidden", detail="Only the event's organizer can change it.") from None
+        except StaleVersionError:
+            raise precondition_failed() from None
+        return _represent(record, response)
+
+    @router.get("/events/{event_id}/seats", response_model=SeatList)
+    async def seats(event_id: uuid.UUID, uow: UowDep) -> SeatList:
+        try:
+            records = await list_seats(uow, event_id)
+        except EventNotFoundError:
+            raise event_not_found(event_id) from None
+        return SeatList(items=[SeatOut.model_validate(seat, from_attributes=True) for seat in records])
+
+    return router

@@ -1,0 +1,121 @@
+"""What events, seats and holds look like on the wire: one model per purpose, inputs strict.
+
+Why ``extra="forbid"`` on every input: a misspelt field (``"price": 10``) is a 422 naming it, never silently
+dropped while the client believes it was stored. Why separate in and out models: an output can never echo a field
+the client may not set (``version``, ``organizer_id``), and an input can never accept one. Times are ISO 8601 with
+an offset (naive times are refused); money is integer cents. See notes/rest_design.md, "Representations".
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from app.domain.money import MAX_CENTS
+
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+Cents = Annotated[int, Field(ge=0, le=MAX_CENTS, strict=True)]
+LayoutSize = Annotated[int, Field(ge=1, le=100, strict=True)]
+
+
+class StrictInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(StrictInput):
+    title: Text
+    city: Text
+    venue: Text
+    starts_at: AwareDatetime
+    price_cents: Cents
+    rows: LayoutSize
+    seats_per_row: LayoutSize
+
+
+class EventPatch(StrictInput):
+    """A partial update: only the fields sent change; ``null`` is refused (none of these may be empty)."""
+
+    title: Text | None = None
+    city: Text | None = None
+    venue: Text | None = None
+    starts_at: AwareDatetime | None = None
+    price_cents: Cents | None = None
+
+    @model_validator(mode="after")
+    def some_field_and_no_nulls(self) -> EventPatch:
+        if not self.model_fields_set:
+            raise ValueError("send at least one of title, city, venue, starts_at, price_cents")
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class EventOut(BaseModel):
+    """One event's own fields: what its ``ETag`` versions (live seat counts are not part of it)."""
+
+    id: uuid.UUID
+    title: str
+    city: str
+    venue: str
+    starts_at: datetime
+    price_cents: int
+    rows: int
+    seats_per_row: int
+
+
+class EventSummary(BaseModel):
+    """A row of the event list, with how many seats are available right now."""
+
+    id: uuid.UUID
+    title: str
+    city: str
+    venue: str
+    starts_at: datetime
+    price_cents: int
+    seats_available: int
+
+
+class SeatOut(BaseModel):
+    id: uuid.UUID
+    row: int
+    number: int
+    status: Literal["available", "held", "sold"]
+
+
+class SeatList(BaseModel):
+    items: list[SeatOut]
+
+
+class HoldIn(StrictInput):
+    seat_ids: list[uuid.UUID] = Field(min_length=1)
+
+
+class HoldOut(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    seat_ids: list[uuid.UUID]
+    expires_at: datetime
+    status: Literal["active", "paying", "booked", "expired", "released"]
+
+
+class BookingIn(StrictInput):
+    hold_id: uuid.UUID
+    card_token: str = Field(
+        default="tok_demo", pattern=r"^[A-Za-z0-9_]{1,64}$", description="the provider's card token"
+    )
+
+
+class BookingOut(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    seat_ids: list[uuid.UUID]
+    status: Literal["confirmed"]
+    amount_cents: int
+    created_at: datetime

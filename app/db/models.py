@@ -1,0 +1,135 @@
+"""The ticketing tables as SQLAlchemy models: users, events, seats, holds, bookings and idempotency keys.
+
+Why these shapes: a seat row carries its own status and the hold that claims it, so "hold these seats" is one
+conditional UPDATE on the primary that either claims every requested row or none (notes/postgres.md,
+"Contention"). Public ids are UUIDs (no enumeration, no row counts leaked); money is integer cents; every time is
+``timestamptz``. ``event.version`` is the ETag and the optimistic-concurrency guard for ``PATCH``
+(notes/rest_design.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import CITEXT, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base
+
+NEW_UUID = text("gen_random_uuid()")
+
+
+class User(Base):
+    __tablename__ = "app_user"  # "user" is reserved in PostgreSQL
+    __table_args__ = (CheckConstraint("role in ('user', 'organizer')", name="role"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=NEW_UUID)
+    email: Mapped[str] = mapped_column(CITEXT, unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16), server_default="user")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Event(Base):
+    __tablename__ = "event"
+    __table_args__ = (
+        CheckConstraint("price_cents >= 0", name="price_cents"),
+        CheckConstraint("rows between 1 and 100 and seats_per_row between 1 and 100", name="layout"),
+        Index("ix_event_city_starts_at_id", "city", "starts_at", "id"),
+        Index("ix_event_starts_at_id", "starts_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=NEW_UUID)
+    organizer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"))
+    title: Mapped[str] = mapped_column(Text)
+    city: Mapped[str] = mapped_column(Text)
+    venue: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime]
+    price_cents: Mapped[int] = mapped_column(Integer)
+    rows: Mapped[int] = mapped_column(SmallInteger)
+    seats_per_row: Mapped[int] = mapped_column(SmallInteger)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Hold(Base):
+    __tablename__ = "hold"
+    __table_args__ = (
+        CheckConstraint("status in ('active', 'paying', 'booked', 'expired', 'released')", name="status"),
+        Index("ix_hold_active_expires_at", "expires_at", postgresql_where=text("status = 'active'")),
+        Index("ix_hold_user_id_status", "user_id", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=NEW_UUID)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"))
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Seat(Base):
+    __tablename__ = "seat"
+    __table_args__ = (
+        UniqueConstraint("event_id", "row", "number"),
+        CheckConstraint("status in ('available', 'held', 'sold')", name="status"),
+        CheckConstraint("(status = 'available') = (hold_id is null)", name="hold_matches_status"),
+        Index("ix_seat_event_id_status", "event_id", "status"),
+        Index("ix_seat_hold_id", "hold_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=NEW_UUID)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event.id"))
+    row: Mapped[int] = mapped_column(SmallInteger)
+    number: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(16), server_default="available")
+    hold_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("hold.id"))
+
+
+class Booking(Base):
+    __tablename__ = "booking"
+    __table_args__ = (
+        CheckConstraint("amount_cents >= 0", name="amount_cents"),
+        CheckConstraint("status in ('confirmed')", name="status"),
+        Index("ix_booking_user_id_created_at_id", "user_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=NEW_UUID)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event.id"))
+    hold_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("hold.id"), unique=True)
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), server_default="confirmed")
+    payment_id: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class IdempotencyKey(Base):
+    """The first response to a (user, key) pair, kept so a retry gets it back byte for byte."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (CheckConstraint("status in ('in_progress', 'completed')", name="status"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), server_default="in_progress")
+    response_status: Mapped[int | None] = mapped_column(SmallInteger)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

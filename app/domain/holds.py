@@ -1,0 +1,69 @@
+"""Hold rules: what a valid seat request is, when a hold expires, and which hold states may follow which.
+
+Why pure: the request rule (1..max distinct seats, in one canonical order) and the expiry rule are the parts of
+"place a hold" that need no database, so they are tested without one. The canonical order (sorted ids) is the
+order the hold statement locks rows in, which is what keeps overlapping multi-seat holds from deadlocking
+(notes/postgres.md, "Contention"). Only ``active`` holds are ever swept: ``paying`` means a charge is in flight.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class HoldStatus(StrEnum):
+    ACTIVE = "active"  # seats held, waiting for a booking
+    PAYING = "paying"  # a booking is charging the provider; the sweeper must not touch it
+    BOOKED = "booked"  # paid; its seats are sold
+    EXPIRED = "expired"  # the sweeper released it after expires_at
+    RELEASED = "released"  # its owner let it go
+
+
+MOVES: frozenset[tuple[HoldStatus, HoldStatus]] = frozenset(
+    {
+        (HoldStatus.ACTIVE, HoldStatus.PAYING),
+        (HoldStatus.ACTIVE, HoldStatus.EXPIRED),
+        (HoldStatus.ACTIVE, HoldStatus.RELEASED),
+        (HoldStatus.PAYING, HoldStatus.BOOKED),
+        (HoldStatus.PAYING, HoldStatus.ACTIVE),  # the charge failed; the user may retry while the hold lasts
+    }
+)
+SWEEPABLE = frozenset({HoldStatus.ACTIVE})
+FINISHED = frozenset({HoldStatus.BOOKED, HoldStatus.EXPIRED, HoldStatus.RELEASED})
+
+
+class SeatRequestError(ValueError):
+    """A seat request that can never be valid, whatever the seats' state (empty, duplicated, too many)."""
+
+
+def seat_request(seat_ids: Sequence[uuid.UUID], *, max_seats: int) -> tuple[uuid.UUID, ...]:
+    """The requested seats in canonical (sorted) order; 1..``max_seats`` distinct ids or ``SeatRequestError``."""
+    if not seat_ids:
+        raise SeatRequestError("ask for at least one seat")
+    if len(seat_ids) > max_seats:
+        raise SeatRequestError(f"a hold takes at most {max_seats} seats, got {len(seat_ids)}")
+    distinct = frozenset(seat_ids)
+    if len(distinct) != len(seat_ids):
+        raise SeatRequestError("each seat may appear only once")
+    return tuple(sorted(distinct))
+
+
+def expires_at(now: datetime, ttl_s: int) -> datetime:
+    """When a hold placed at ``now`` stops holding; ``now`` must carry a timezone."""
+    if now.tzinfo is None:
+        raise ValueError("hold times are timezone-aware")
+    if ttl_s < 1:
+        raise ValueError(f"a hold lasts at least one second, got {ttl_s}")
+    return now + timedelta(seconds=ttl_s)
+
+
+def is_expired(expiry: datetime, now: datetime) -> bool:
+    """A hold stops holding at its expiry instant, inclusive (the sweeper uses the same ``<=``)."""
+    return expiry <= now
+
+
+def can_move(current: HoldStatus, target: HoldStatus) -> bool:
+    return (current, target) in MOVES

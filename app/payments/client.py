@@ -1,0 +1,151 @@
+"""``PaymentsClient``: charges a card at the external provider, with timeouts, retries and a circuit breaker.
+
+Why it may retry a charge at all: every request carries the caller's idempotency key, and the provider answers a
+repeated key with the first answer instead of charging again. A timed-out charge may have happened; retrying with
+the same key either makes it or replays it, so there is exactly one charge either way. Without the key, retrying a
+POST that moves money would be a double-charge generator.
+
+The layers, outside in: the circuit breaker (one failure per call whose retries are exhausted), then the retry loop
+(timeouts, connection errors and 5xx only; never 4xx or 402), then one HTTP attempt with its own timeout. See
+notes/fault_tolerance.md, "Retries", "Idempotency keys" and "Circuit breaker".
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import httpx
+from pydantic import ValidationError
+
+from app.payments.outcomes import ChargeResult, PaymentRequestRejected, PaymentUnavailable
+from app.payments.wire import ChargeRequest, ProviderCharge
+from app.resilience.breaker import AsyncCircuitBreaker, CircuitOpen
+from app.resilience.retry import AttemptsFailed, RetryPolicy, call_with_retries, is_transient_http_failure
+from app.settings import Settings
+
+CHARGES_PATH = "/v1/charges"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+class MalformedReply(Exception):
+    """The provider answered, but not with a charge for this request (never retried: a replay repeats it)."""
+
+
+def payments_retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.payments_max_attempts,
+        attempt_timeout_s=settings.payments_timeout_s,
+        deadline_s=settings.payments_deadline_s,
+        backoff_base_s=settings.payments_backoff_base_s,
+        backoff_max_s=settings.payments_backoff_max_s,
+    )
+
+
+def payments_breaker(settings: Settings) -> AsyncCircuitBreaker:
+    """Per-process breaker; a rejected request is our bug, not the provider's ill health, so it never trips it."""
+    return AsyncCircuitBreaker(
+        name="payments",
+        fail_max=settings.payments_breaker_fail_max,
+        reset_timeout_s=settings.payments_breaker_reset_s,
+        not_failures=[PaymentRequestRejected],
+    )
+
+
+def open_payments_client(settings: Settings) -> PaymentsClient:
+    """One pooled HTTP client and one breaker per process; nothing connects until the first charge."""
+    http = httpx.AsyncClient(base_url=str(settings.payments_url), timeout=settings.payments_timeout_s)
+    return PaymentsClient(http, policy=payments_retry_policy(settings), breaker=payments_breaker(settings))
+
+
+class PaymentsClient:
+    """Charges cards; a decline is a ``ChargeResult``, trouble is ``PaymentUnavailable``."""
+
+    def __init__(self, http: httpx.AsyncClient, *, policy: RetryPolicy, breaker: AsyncCircuitBreaker) -> None:
+        self.policy = policy
+        self.breaker = breaker
+        self._http = http
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def charge(
+        self,
+        *,
+        amount_cents: int,
+        currency: str,
+        card_token: str,
+        idempotency_key: str,
+        description: str | None = None,
+    ) -> ChargeResult:
+        """Charge once per ``idempotency_key``, however often this is called or retried with it.
+
+        Raises ``PaymentUnavailable`` when the circuit is open (``retry_after_s`` is the time it stays open, and
+        ``attempts`` is 0) or when the retries ran out on timeouts, connection errors, 5xx or a malformed answer.
+        """
+        request = ChargeRequest(
+            amount_cents=amount_cents, currency=currency.upper(), card_token=card_token, description=description
+        )
+        try:
+            return await self.breaker.call(functools.partial(self._charge_with_retries, request, idempotency_key))
+        except CircuitOpen as open_circuit:
+            raise PaymentUnavailable(
+                retry_after_s=whole_seconds(open_circuit.retry_after_s), attempts=0, reason="circuit open"
+            ) from None
+
+    async def _charge_with_retries(self, request: ChargeRequest, idempotency_key: str) -> ChargeResult:
+        try:
+            attempted = await call_with_retries(
+                self.policy,
+                functools.partial(self._attempt, request, idempotency_key),
+                retry_if=is_transient_http_failure,
+            )
+        except AttemptsFailed as failed:
+            raise self._give_up(failed) from failed.last_error
+        charge, replayed = attempted.value
+        return ChargeResult(
+            status=charge.status,
+            charge_id=charge.id,
+            attempts=attempted.attempts,
+            decline_code=charge.decline_code,
+            replayed=replayed,
+        )
+
+    async def _attempt(
+        self, request: ChargeRequest, idempotency_key: str, timeout_s: float
+    ) -> tuple[ProviderCharge, bool]:
+        """One HTTP request; 5xx and 4xx surface as ``httpx.HTTPStatusError`` for the retry predicate to judge."""
+        response = await self._http.post(
+            CHARGES_PATH,
+            json=request.model_dump(exclude_none=True),
+            headers={"Idempotency-Key": idempotency_key},
+            timeout=timeout_s,
+        )
+        if response.status_code not in (201, 402):
+            response.raise_for_status()
+            raise MalformedReply(f"unexpected status {response.status_code}")
+        try:
+            charge = ProviderCharge.model_validate_json(response.content)
+        except ValidationError as invalid:
+            raise MalformedReply(f"a {response.status_code} whose body is not a charge") from invalid
+        if not charge.answers(request, response.status_code):
+            raise MalformedReply(f"a {response.status_code} carrying a charge that does not match the request")
+        return charge, response.headers.get(REPLAYED_HEADER) == "true"
+
+    def _give_up(self, failed: AttemptsFailed) -> PaymentUnavailable | PaymentRequestRejected:
+        error = failed.last_error
+        if isinstance(error, httpx.HTTPStatusError) and 400 <= error.response.status_code < 500:
+            return PaymentRequestRejected(status=error.response.status_code, detail=error.response.text[:500])
+        return PaymentUnavailable(
+            retry_after_s=whole_seconds(self.policy.backoff_max_s), attempts=failed.attempts, reason=describe(error)
+        )
+
+
+def whole_seconds(seconds: float) -> int:
+    """A ``Retry-After`` value: whole seconds, rounded up, at least 1."""
+    return max(1, math.ceil(seconds))
+
+
+def describe(error: Exception) -> str:
+    """A short reason for logs and problem details: the error's class, and its message when it has one."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

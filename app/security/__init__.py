@@ -1,0 +1,1 @@
+"""Password hashing, access tokens and authorization rules. See notes/security.md."""

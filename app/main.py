@@ -48,8 +48,9 @@ def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
             amqp = AmqpConnection(settings)
             amqp.start()
             resources.push_async_callback(amqp.aclose)
-            sweeper = HoldSweeper(engines.primary, batch=settings.sweeper_batch)
-            await resources.enter_async_context(sweeper.running(settings.sweeper_interval_s))
+            if settings.sweeper_enabled:
+                sweeper = HoldSweeper(engines.primary, batch=settings.sweeper_batch)
+                await resources.enter_async_context(sweeper.running(settings.sweeper_interval_s))
             payments = open_payments_client(settings)
             resources.push_async_callback(payments.aclose)
             yield AppState(

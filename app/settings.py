@@ -47,6 +47,7 @@ class Settings(BaseSettings):
 
     hold_ttl_s: int = Field(default=300, ge=1, le=3600)
     max_seats_per_hold: int = Field(default=10, ge=1, le=100)
+    sweeper_enabled: bool = True  # each app worker runs one HoldSweeper; off for HTTP-only unit tests
     sweeper_interval_s: float = Field(default=1.0, gt=0)
     sweeper_batch: int = Field(default=500, ge=1)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -105,12 +106,18 @@ def command_up(free_ports: bool) -> None:
 
 def print_welcome(stack: NativeStack) -> None:
     edge = stack.nginx.url
-    print(f"\nrefstack is up: {edge}   (Ctrl-C or `make down` stops everything)", flush=True)
+    password = os.environ.get("REFSTACK_DEMO_PASSWORD", "refstack-demo")
+    print(f"\nrefstack is up: {edge}   (Ctrl-C or `make down` stops everything)")
     for name, info in stack.status().items():
         print(f"  {name:<9} {info['url']}")
+    print(f"\ndemo accounts (password {password!r}): organizer@example.com, user@example.com")
     print(
-        f"\ntry:\n  curl -s {edge}/health/ready\n  curl -si {edge}/metrics | head\n"
-        "  python -m stack fault redis pause   # then ready again, then `... resume`",
+        "\ntry:\n"
+        f"  curl -s '{edge}/api/v1/events?city=Berlin'\n"
+        f"  TOKEN=$(curl -s -d 'username=user@example.com&password={password}' {edge}/api/v1/auth/token"
+        " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"
+        f"  curl -s -H \"Authorization: Bearer $TOKEN\" {edge}/api/v1/me/bookings\n"
+        "then break something: python -m stack fault redis pause   (and `... resume`)",
         flush=True,
     )
 

@@ -16,6 +16,18 @@ from stack.native.reaper import reap_orphans
 from stack.native.stack import NativeStack
 from tests.fault_injector import FaultInjector
 
+# Shorter than production so that payment faults resolve in seconds; the production defaults are asserted in
+# tests/unit/test_retry_policy.py.
+TEST_APP_SETTINGS = {
+    "REFSTACK_PAYMENTS_TIMEOUT_S": "0.5",
+    "REFSTACK_PAYMENTS_MAX_ATTEMPTS": "3",
+    "REFSTACK_PAYMENTS_BACKOFF_BASE_S": "0.05",
+    "REFSTACK_PAYMENTS_BACKOFF_MAX_S": "0.2",
+    "REFSTACK_PAYMENTS_DEADLINE_S": "2.0",
+    "REFSTACK_PAYMENTS_BREAKER_FAIL_MAX": "3",
+    "REFSTACK_PAYMENTS_BREAKER_RESET_S": "2.0",
+}
+
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
@@ -26,7 +38,7 @@ def stack() -> Iterator[NativeStack]:
     """One private stack for the whole run (free ports, so it can run beside `make up`), always torn down."""
     reap_orphans()
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a terminated run still tears down
-    native = NativeStack(Layout.create(fixed=False))
+    native = NativeStack(Layout.create(fixed=False), app_settings=TEST_APP_SETTINGS)
     native.up(report=lambda line: print(line, flush=True))
     try:
         yield native

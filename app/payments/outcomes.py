@@ -39,6 +39,11 @@ class PaymentUnavailable(Exception):
         self.attempts = attempts
         self.reason = reason
 
+    @property
+    def outcome_unknown(self) -> bool:
+        """Requests were sent: the provider may have charged (retrying with the same key settles it)."""
+        return self.attempts > 0
+
 
 class PaymentRequestRejected(Exception):
     """The provider refused the request itself (a 4xx other than 402): a bug or a reused key, never retried."""

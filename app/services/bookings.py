@@ -3,27 +3,35 @@
 Why three short steps instead of one long transaction: a transaction held open across an HTTP call to a flaky
 provider holds row locks for seconds and pins a pooled connection per request in flight; under a flash sale the
 pool runs dry. Instead, step 1 moves the hold ``active → paying`` with one conditional UPDATE (the sweeper never
-touches ``paying`` holds, and a second concurrent attempt finds nothing to claim); step 2 charges with the
-provider idempotency key ``hold-<id>``, so every retry of every request for this hold is one charge at most;
-step 3 either sells the seats and inserts the booking (``booking.payment_id`` is unique: a charge is recorded
-once) or puts the hold back to ``active`` so the user can retry while it lasts. See notes/fault_tolerance.md,
-"Idempotency keys", and notes/postgres.md, "Contention".
+touches ``paying`` holds); step 2 charges with the provider idempotency key ``hold-<id>-<card>``, so every retry of
+every request for this hold and card is one charge at most (a different card after a decline is a new charge);
+step 3 sells the seats and inserts the booking (``booking.hold_id`` and ``booking.payment_id`` are unique: one
+booking per hold, a charge recorded once).
+
+When the charge did not happen for sure (declined, the breaker refused before sending, the provider refused the
+request) the hold goes back to ``active``. When the outcome is *unknown* (attempts were sent and timed out or
+failed), the hold stays ``paying``: money may have moved. A retry for the same hold re-enters ``paying`` and asks
+the provider again with the same key, which returns the charge if it happened and makes it if not — so the
+user can always finish, and is charged at most once. See notes/fault_tolerance.md, "Idempotency keys", and
+notes/postgres.md, "Contention".
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, insert, select, tuple_, update
+from sqlalchemy import Select, and_, func, insert, or_, select, tuple_, update
 
 from app.db.models import Booking, Event, Hold, Seat
 from app.domain.holds import HoldStatus
 from app.domain.money import total_cents
 from app.domain.seats import SeatStatus
 from app.payments.client import PaymentsClient
+from app.payments.outcomes import PaymentRequestRejected, PaymentUnavailable
 from app.services.unit_of_work import UnitOfWork
 
 CURRENCY = "EUR"
@@ -41,7 +49,7 @@ class BookingRecord:
 
 
 class HoldNotBookableError(Exception):
-    """The hold cannot be paid for now; ``reason`` is one of: not-found, expired, booked, paying."""
+    """The hold cannot be paid for; ``reason`` is one of: not-found, expired, booked."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -52,6 +60,12 @@ class PaymentDeclinedError(Exception):
     def __init__(self, decline_code: str | None) -> None:
         super().__init__(decline_code or "declined")
         self.decline_code = decline_code
+
+
+def provider_key(hold_id: uuid.UUID, card_token: str) -> str:
+    """One logical charge = one hold paid with one card: retries reuse it, another card is another charge."""
+    card = hashlib.sha256(card_token.encode()).hexdigest()[:16]
+    return f"hold-{hold_id}-{card}"
 
 
 @dataclass(frozen=True)
@@ -69,10 +83,14 @@ async def book_hold(
             amount_cents=claimed.amount_cents,
             currency=CURRENCY,
             card_token=card_token,
-            idempotency_key=f"hold-{hold_id}",
+            idempotency_key=provider_key(hold_id, card_token),
             description=f"refstack booking of hold {hold_id}",
         )
-    except BaseException:
+    except PaymentUnavailable as error:
+        if not error.outcome_unknown:
+            await _give_back(uow, hold_id)
+        raise
+    except PaymentRequestRejected:
         await _give_back(uow, hold_id)
         raise
     if not result.succeeded:
@@ -82,12 +100,13 @@ async def book_hold(
 
 
 async def _claim_for_payment(uow: UnitOfWork, *, user_id: uuid.UUID, hold_id: uuid.UUID, now: datetime) -> ClaimedHold:
-    """``active → paying`` in one conditional statement, or the precise reason it cannot be."""
+    """``active → paying`` (or ``paying`` again after an unknown outcome) in one conditional statement."""
     async with uow:
         session = uow.session
+        claimable = or_(and_(Hold.status == HoldStatus.ACTIVE, Hold.expires_at > now), Hold.status == HoldStatus.PAYING)
         event_id = await session.scalar(
             update(Hold)
-            .where(Hold.id == hold_id, Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE, Hold.expires_at > now)
+            .where(Hold.id == hold_id, Hold.user_id == user_id, claimable)
             .values(status=HoldStatus.PAYING)
             .returning(Hold.event_id)
             .execution_options(**QUIET)
@@ -105,7 +124,7 @@ async def _why_not(uow: UnitOfWork, *, user_id: uuid.UUID, hold_id: uuid.UUID) -
     status = await uow.session.scalar(select(Hold.status).where(Hold.id == hold_id, Hold.user_id == user_id))
     if status is None:
         return "not-found"
-    return {HoldStatus.BOOKED: "booked", HoldStatus.PAYING: "paying"}.get(HoldStatus(status), "expired")
+    return "booked" if status == HoldStatus.BOOKED else "expired"
 
 
 async def _give_back(uow: UnitOfWork, hold_id: uuid.UUID) -> None:
@@ -125,9 +144,15 @@ async def _record_booking(
 ) -> BookingRecord:
     async with uow:
         session = uow.session
-        await session.execute(
-            update(Hold).where(Hold.id == hold_id).values(status=HoldStatus.BOOKED).execution_options(**QUIET)
+        booked = await session.scalar(
+            update(Hold)
+            .where(Hold.id == hold_id, Hold.status == HoldStatus.PAYING)
+            .values(status=HoldStatus.BOOKED)
+            .returning(Hold.id)
+            .execution_options(**QUIET)
         )
+        if booked is None:  # a concurrent request for the same hold recorded the (same) charge first
+            raise HoldNotBookableError("booked")
         sold = await session.scalars(
             update(Seat)
             .where(Seat.hold_id == hold_id, Seat.status == SeatStatus.HELD)

@@ -65,8 +65,13 @@ class HoldSweeper:
         return len(expired)
 
     async def run(self, interval_s: float) -> None:
-        """Sweep every ``interval_s`` until cancelled; a failed sweep is logged and the next one still runs."""
+        """Sweep every ``interval_s`` until cancelled; a failed sweep is logged and the next one still runs.
+
+        The first sweep comes one interval after start, so a worker that is still starting puts no load on the
+        database, and nothing holds a pooled connection during the app's own start-up checks.
+        """
         while True:
+            await asyncio.sleep(interval_s)  # sleep-ok: the sweep schedule, not a synchronisation
             try:
                 released = await self.sweep_once()
             except Exception:  # the loop must outlive a database outage; the log says what failed
@@ -74,7 +79,6 @@ class HoldSweeper:
             else:
                 if released:
                     log.info("holds_expired", released=released)
-            await asyncio.sleep(interval_s)  # sleep-ok: the sweep schedule, not a synchronisation
 
     @asynccontextmanager
     async def running(self, interval_s: float) -> AsyncIterator[asyncio.Task[None]]:

@@ -38,8 +38,11 @@ def asyncpg_url(url: str) -> str:
 class NativeStack:
     """Every service of refstack as private processes; ``stack["redis"].pause()`` and friends."""
 
-    def __init__(self, layout: Layout, owner: list[int | None] | None = None) -> None:
+    def __init__(
+        self, layout: Layout, owner: list[int | None] | None = None, app_settings: dict[str, str] | None = None
+    ) -> None:
         self.layout = layout
+        self.app_settings = dict(app_settings or {})
         self.owner = owner if owner is not None else [os.getpid(), start_time(os.getpid())]
         self.primary = PostgresPrimary(layout)
         self.replica = PostgresReplica(layout, self.primary)
@@ -78,6 +81,7 @@ class NativeStack:
             "REFSTACK_REDIS_URL": self.redis.url,
             "REFSTACK_AMQP_URL": self.rabbitmq.url,
             "REFSTACK_PAYMENTS_URL": self.payments.url,
+            **self.app_settings,
         }
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -97,6 +101,7 @@ class NativeStack:
                 for future in futures:
                     future.result()
             self._timed("migrations", self.migrate, report)
+            self._timed("seed", self.seed, report)
             self._timed("app", self.app.start, report)
             self._timed("nginx", self.nginx.start, report)
         except BaseException:
@@ -126,18 +131,19 @@ class NativeStack:
 
     def migrate(self) -> None:
         """``alembic upgrade head`` against the primary directly, before the app starts (never inside it)."""
+        self._run_step("migrations", ["-m", "alembic", "upgrade", "head"])
+
+    def seed(self) -> None:
+        """Demo accounts and events (idempotent), so a newcomer can explore at once."""
+        self._run_step("seed", ["-m", "app.seed"])
+
+    def _run_step(self, what: str, args: list[str]) -> None:
         env = {**os.environ, "REFSTACK_DATABASE_URL": asyncpg_url(self.primary.direct_url)}
         result = subprocess.run(
-            [sys.executable, "-m", "alembic", "upgrade", "head"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
+            [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=120
         )
         if result.returncode != 0:
-            raise StackError(f"migrations failed:\n{result.stderr[-2000:]}")
+            raise StackError(f"{what} failed:\n{result.stderr[-2000:]}")
 
     def down(self) -> None:
         """Stop every process we recorded, in reverse start order, then remove the private folder."""
@@ -161,6 +167,7 @@ class NativeStack:
         state = {
             "owner": self.owner,
             "layout": self.layout.to_json(),
+            "app_settings": self.app_settings,
             "processes": recorded,
         }
         tmp = self.state_path.with_suffix(".tmp")
@@ -171,7 +178,7 @@ class NativeStack:
     def from_state(cls, path: Path) -> NativeStack:
         """Rebuild the objects of a running stack from its state file, adopting only PIDs that are still ours."""
         state = json.loads(path.read_text())
-        stack = cls(Layout.from_json(state["layout"]), owner=state["owner"])
+        stack = cls(Layout.from_json(state["layout"]), owner=state["owner"], app_settings=state.get("app_settings"))
         stack.adopt(state["processes"])
         return stack
 

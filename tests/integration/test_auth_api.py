@@ -8,14 +8,37 @@ from __future__ import annotations
 import json
 import statistics
 import time
+import urllib.parse
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from stack.native.stack import NativeStack
-from tests.api_users import PASSWORD, register, token
 from tests.probes import http
 
 JSON = {"Content-Type": "application/json"}
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+
+
+def register(stack: NativeStack) -> Account:
+    email = f"user-{uuid.uuid4().hex[:12]}@example.com"
+    assert post_register(stack, {"email": email, "password": PASSWORD})[0] == 201
+    return Account(email)
+
+
+def token(stack: NativeStack, email: str, password: str) -> tuple[int, Mapping[str, str], bytes]:
+    form = urllib.parse.urlencode({"username": email, "password": password}).encode()
+    return http(
+        "POST",
+        f"{stack.nginx.url}/api/v1/auth/token",
+        body=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
 
 
 def post_register(stack: NativeStack, payload: dict[str, object]) -> tuple[int, Mapping[str, str], bytes]:

@@ -13,6 +13,7 @@ import asyncio
 import os
 import random
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from structlog.testing import capture_logs
 
 from app.services.sweeper import HoldSweeper
 from stack.native.stack import NativeStack
@@ -44,7 +46,7 @@ def asyncpg(dsn: str) -> str:
 def attempts(seat_ids: list[str], rng: random.Random) -> list[list[str]]:
     """Every seat asked for alone at least ten times (so all 50 end up held), the rest 2–3 overlapping seats."""
     singles = [[seat] for seat in seat_ids for _ in range(10)]
-    runs = []
+    runs: list[list[str]] = []
     while len(singles) + len(runs) < ATTEMPTS:
         start = rng.randrange(len(seat_ids) - 2)
         runs.append(seat_ids[start : start + rng.choice((2, 3))])
@@ -140,14 +142,17 @@ WITH owner AS (
     INSERT INTO app_user (email, password_hash) VALUES (:email, 'x') RETURNING id
 ), show AS (
     INSERT INTO event (organizer_id, title, city, venue, starts_at, price_cents, rows, seats_per_row)
-    SELECT id, 'Sweep', 'Nowhere', 'Hall', now() + interval '30 days', 100, 1, :n FROM owner RETURNING id, organizer_id
+    SELECT id, 'Sweep', 'Nowhere', 'Hall', now() + interval '30 days', 100, 100, 100 FROM owner
+    RETURNING id, organizer_id
 ), holds AS (
     INSERT INTO hold (event_id, user_id, status, expires_at)
     SELECT show.id, show.organizer_id, :status, now() + make_interval(secs => :expires_in_s)
     FROM show, generate_series(1, :n) RETURNING id, event_id
+), numbered AS (
+    SELECT event_id, id, row_number() OVER () - 1 AS k FROM holds
 )
 INSERT INTO seat (event_id, row, number, status, hold_id)
-SELECT event_id, 1, row_number() OVER (), 'held', id FROM holds
+SELECT event_id, k / 100 + 1, k % 100 + 1, 'held', id FROM numbered
 RETURNING event_id
 """
 
@@ -197,3 +202,20 @@ async def test_a_sweeper_skips_holds_locked_elsewhere_instead_of_waiting(engines
             assert await sweeper.sweep_once() == 20
     assert await sweeper.sweep_once() == 10
     assert await tally(checks, event_id) == {"hold:expired": 30, "seat:available": 30}
+
+
+async def test_the_sweep_loop_outlives_failures_and_stops_when_cancelled() -> None:
+    with socket.socket() as probe:  # a port nobody listens on: every sweep fails at once with "refused"
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = create_async_engine(f"postgresql+asyncpg://app:app@127.0.0.1:{port}/refstack")
+    try:
+        with capture_logs() as logs:
+            async with HoldSweeper(engine, batch=10).running(interval_s=0.01) as task:
+                async with asyncio.timeout(5):
+                    while sum(entry["event"] == "hold_sweep_failed" for entry in logs) < 3:
+                        await asyncio.sleep(0.01)  # sleep-ok: poll interval under the 5 s deadline
+                assert not task.done()
+        assert task.cancelled()
+    finally:
+        await engine.dispose()

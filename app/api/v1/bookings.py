@@ -34,11 +34,15 @@ from app.services.bookings import (
 
 BookingKey = tuple[datetime, uuid.UUID]
 BOOKING_KEY: TypeAdapter[BookingKey] = TypeAdapter(BookingKey)
+NOT_CHARGED = "The payment provider is unavailable; nothing was charged and the seats stay held. Retry later."
+UNKNOWN_OUTCOME = (
+    "The payment provider did not answer in time, so the charge may or may not have happened. Retry this booking:"
+    " the provider settles it with the same key, so you are charged at most once, and the seats stay yours."
+)
 NOT_BOOKABLE = {
     "not-found": (404, "hold-not-found", "You have no hold with this id."),
     "expired": (409, "hold-expired", "The hold has expired or was released; hold the seats again."),
     "booked": (409, "hold-already-booked", "This hold is already booked."),
-    "paying": (409, "payment-in-progress", "A payment for this hold is in progress; retry shortly."),
 }
 
 
@@ -78,8 +82,7 @@ def build_bookings_router() -> APIRouter:
                 )
             except HoldNotBookableError as error:
                 status, kind, detail = NOT_BOOKABLE[error.reason]
-                headers = {"Retry-After": "1"} if error.reason == "paying" else None
-                raise Problem(status, kind=kind, detail=detail, headers=headers) from None
+                raise Problem(status, kind=kind, detail=detail) from None
             except PaymentDeclinedError as error:
                 raise Problem(
                     402,
@@ -91,7 +94,7 @@ def build_bookings_router() -> APIRouter:
                 raise Problem(
                     503,
                     kind="payment-provider-unavailable",
-                    detail="The payment provider is unavailable; nothing was charged and the seats stay held.",
+                    detail=UNKNOWN_OUTCOME if error.outcome_unknown else NOT_CHARGED,
                     headers={"Retry-After": str(max(1, error.retry_after_s))},
                 ) from None
             except PaymentRequestRejected:

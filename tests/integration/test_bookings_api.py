@@ -1,0 +1,232 @@
+"""Bookings through Nginx against the real primary and the payment-provider simulator (the one allowed fake).
+
+The claims: a booking is created only with a charge and a charge is recorded once; ``Idempotency-Key`` replays
+the first response byte for byte, refuses the key with another body (422), and runs concurrent duplicates once;
+a declined card is 402 and a provider outage 503 + ``Retry-After``, the hold kept in both; owners only.
+See notes/rest_design.md ("Idempotency keys") and notes/fault_tolerance.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+import pytest
+
+from stack.native.stack import NativeStack
+from tests.api_users import ApiUser, call, create_event, new_user
+from tests.fault_injector import FaultInjector
+from tests.probes import http
+
+
+@pytest.fixture(scope="module")
+def organizer(stack: NativeStack) -> ApiUser:
+    return new_user(stack, organizer=True, label="organizer")
+
+
+@pytest.fixture
+def alice(stack: NativeStack) -> ApiUser:
+    return new_user(stack, label="alice")
+
+
+@pytest.fixture
+def simulator(stack: NativeStack) -> Iterator[str]:
+    """The simulator's control URL, reset before and after each test so programmed faults never leak."""
+    url = stack.payments.direct_url
+    assert http("POST", f"{url}/_sim/reset")[0] == 204
+    yield url
+    http("POST", f"{url}/_sim/reset")
+
+
+def program(simulator: str, **behaviour: object) -> None:
+    status, _, body = http(
+        "PUT",
+        f"{simulator}/_sim/behaviour",
+        body=json.dumps(behaviour).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert status == 200, body
+
+
+def charges(simulator: str, hold_id: str) -> list[dict[str, Any]]:
+    items = json.loads(http("GET", f"{simulator}/_sim/charges")[2])["items"]
+    return [c for c in items if c["idempotency_key"].startswith(f"hold-{hold_id}-") and c["status"] == "succeeded"]
+
+
+def held(stack: NativeStack, organizer: ApiUser, user: ApiUser, seats: int = 2) -> dict[str, Any]:
+    event = create_event(stack, organizer, price_cents=2500)
+    status, _, listing = call(stack, "GET", f"/api/v1/events/{event['id']}/seats")
+    assert status == 200
+    seat_ids = [seat["id"] for seat in listing["items"][:seats]]
+    status, _, hold = call(stack, "POST", f"/api/v1/events/{event['id']}/holds", user=user, body={"seat_ids": seat_ids})
+    assert status == 201, hold
+    return dict(hold)
+
+
+def book(
+    stack: NativeStack, user: ApiUser, hold_id: str, *, key: str | None = None, card: str | None = None
+) -> tuple[int, Mapping[str, str], bytes]:
+    body = {"hold_id": hold_id, **({"card_token": card} if card else {})}
+    headers = {"Content-Type": "application/json", **user.headers, **({"Idempotency-Key": key} if key else {})}
+    return http("POST", f"{stack.nginx.url}/api/v1/bookings", body=json.dumps(body).encode(), headers=headers)
+
+
+def sql(stack: NativeStack, statement: str) -> str:
+    return stack.primary.sql(statement, database="refstack")
+
+
+def test_booking_charges_once_sells_the_seats_and_is_visible_at_once(
+    stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str
+) -> None:
+    hold = held(stack, organizer, alice)
+    status, headers, body = book(stack, alice, hold["id"], key=f"k-{uuid.uuid4()}")
+    assert status == 201, body
+    booking = json.loads(body)
+    assert headers["Location"] == f"/api/v1/bookings/{booking['id']}"
+    assert booking["status"] == "confirmed"
+    assert booking["amount_cents"] == 2 * 2500
+    assert sorted(booking["seat_ids"]) == sorted(hold["seat_ids"])
+    assert len(charges(simulator, hold["id"])) == 1
+    seat_list = ",".join(f"'{s}'" for s in hold["seat_ids"])
+    assert sql(stack, f"select count(*) from seat where id in ({seat_list}) and status = 'sold'") == "2"
+    assert call(stack, "GET", f"/api/v1/bookings/{booking['id']}", user=alice)[0] == 200
+    page = call(stack, "GET", "/api/v1/me/bookings", user=alice)[2]
+    assert [item["id"] for item in page["items"]] == [booking["id"]]
+    stranger = new_user(stack, label="mallory")
+    assert call(stack, "GET", f"/api/v1/bookings/{booking['id']}", user=stranger)[0] == 404
+
+
+def test_replay_returns_the_first_response_byte_for_byte(
+    stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str
+) -> None:
+    hold = held(stack, organizer, alice)
+    key = f"k-{uuid.uuid4()}"
+    first = book(stack, alice, hold["id"], key=key)
+    second = book(stack, alice, hold["id"], key=key)
+    assert first[0] == second[0] == 201
+    assert first[2] == second[2]
+    assert second[1]["Idempotent-Replayed"] == "true"
+    assert second[1]["Location"] == first[1]["Location"]
+    assert len(charges(simulator, hold["id"])) == 1
+    assert sql(stack, f"select count(*) from booking where hold_id = '{hold['id']}'") == "1"
+
+
+def test_same_key_with_another_body_is_422_and_changes_nothing(
+    stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str
+) -> None:
+    hold, other = held(stack, organizer, alice), held(stack, organizer, alice)
+    key = f"k-{uuid.uuid4()}"
+    assert book(stack, alice, hold["id"], key=key)[0] == 201
+    status, _, body = book(stack, alice, other["id"], key=key)
+    assert status == 422
+    assert json.loads(body)["type"].endswith("/idempotency-key-reused")
+    assert sql(stack, f"select status from hold where id = '{other['id']}'") == "active"
+    assert charges(simulator, other["id"]) == []
+
+
+async def test_concurrent_requests_with_one_key_execute_once(
+    stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str
+) -> None:
+    program(simulator, latency_ms=300)  # keep the first request in flight while the others arrive
+    hold = held(stack, organizer, alice)
+    key = f"k-{uuid.uuid4()}"
+    headers = {**alice.headers, "Idempotency-Key": key}
+    async with httpx.AsyncClient(base_url=stack.nginx.url, timeout=15) as client:
+        answers = await asyncio.gather(
+            *(client.post("/api/v1/bookings", json={"hold_id": hold["id"]}, headers=headers) for _ in range(8))
+        )
+    assert {answer.status_code for answer in answers} == {201}
+    assert len({answer.content for answer in answers}) == 1
+    assert len(charges(simulator, hold["id"])) == 1
+    assert sql(stack, f"select count(*) from booking where hold_id = '{hold['id']}'") == "1"
+
+
+def test_declined_card_is_402_and_the_hold_is_kept_for_another_card(
+    stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str
+) -> None:
+    program(simulator, declined_cards=["tok_declined"])
+    hold = held(stack, organizer, alice)
+    status, _, body = book(stack, alice, hold["id"], key=f"k-{uuid.uuid4()}", card="tok_declined")
+    assert status == 402
+    assert json.loads(body)["type"].endswith("/payment-declined")
+    assert sql(stack, f"select status from hold where id = '{hold['id']}'") == "active"
+    assert sql(stack, f"select count(*) from booking where hold_id = '{hold['id']}'") == "0"
+    assert book(stack, alice, hold["id"], key=f"k-{uuid.uuid4()}", card="tok_visa")[0] == 201
+
+
+@pytest.mark.fault
+def test_provider_down_is_503_with_retry_after_then_the_same_key_succeeds(
+    stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str, fault: FaultInjector
+) -> None:
+    hold = held(stack, organizer, alice)
+    key = f"k-{uuid.uuid4()}"
+    fault("payments", "stop")
+    status, headers, body = book(stack, alice, hold["id"], key=key)
+    assert status == 503
+    assert int(headers["Retry-After"]) >= 1
+    assert json.loads(body)["type"].endswith("/payment-provider-unavailable")
+    assert sql(stack, f"select count(*) from booking where hold_id = '{hold['id']}'") == "0"
+    fault("payments", "start")
+    status, _, body = book(stack, alice, hold["id"], key=key)  # a 5xx is not stored: the retry runs
+    assert status == 201, body
+    assert len(charges(simulator, hold["id"])) == 1
+
+
+def test_a_provider_that_hangs_past_our_timeout_still_ends_in_one_charge(
+    stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str
+) -> None:
+    """The first attempt times out but the provider charges anyway; the retry with the same key gets that charge."""
+    program(simulator, timeout_rate=1.0, hang_s=0.8)
+    hold = held(stack, organizer, alice)
+    status, _, body = book(stack, alice, hold["id"], key=f"k-{uuid.uuid4()}")
+    if status == 503:  # every attempt timed out: the outcome is unknown, the hold stays ours; retry settles it
+        assert "at most once" in json.loads(body)["detail"]
+        program(simulator)
+        status, _, body = book(stack, alice, hold["id"], key=f"k-{uuid.uuid4()}")
+    assert status == 201, body
+    assert len(charges(simulator, hold["id"])) == 1
+    assert sql(stack, f"select count(*) from booking where hold_id = '{hold['id']}'") == "1"
+
+
+def test_expired_hold_is_409_and_nothing_is_charged(
+    stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str
+) -> None:
+    hold = held(stack, organizer, alice)
+    sql(stack, f"update hold set expires_at = now() - interval '1 second' where id = '{hold['id']}'")
+    status, _, body = book(stack, alice, hold["id"])
+    assert status == 409
+    assert json.loads(body)["type"].endswith("/hold-expired")
+    assert charges(simulator, hold["id"]) == []
+
+
+def test_someone_elses_hold_is_404(stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str) -> None:
+    hold = held(stack, organizer, alice)
+    status, _, body = book(stack, new_user(stack, label="mallory"), hold["id"])
+    assert status == 404
+    assert json.loads(body)["type"].endswith("/hold-not-found")
+    assert charges(simulator, hold["id"]) == []
+
+
+@pytest.mark.fault
+def test_breaker_opens_and_fails_fast_without_calling_the_provider(
+    stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str
+) -> None:
+    program(simulator, error_rate=1.0)
+    hold = held(stack, organizer, alice)
+    refused_without_network = 0
+    for _ in range(40):  # bounded: each app worker opens its own breaker after 3 failed calls
+        before = json.loads(http("GET", f"{simulator}/_sim/stats")[2])["requests_total"]
+        status, headers, body = book(stack, alice, hold["id"])
+        after = json.loads(http("GET", f"{simulator}/_sim/stats")[2])["requests_total"]
+        assert status == 503
+        assert int(headers["Retry-After"]) >= 1
+        refused_without_network = refused_without_network + 1 if after == before else 0
+        if refused_without_network == 4:
+            break
+    assert refused_without_network == 4, "the breakers never opened"
+    assert "nothing was charged" in json.loads(body)["detail"]
+    assert sql(stack, f"select status from hold where id = '{hold['id']}'") == "active"

@@ -29,3 +29,4 @@ lint: deps
 
 bench: deps
 	@$(PY) -m bench.cold_start
+	@$(PY) -m bench.holds

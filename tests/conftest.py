@@ -6,8 +6,11 @@ notes/fault_tolerance.md.
 
 from __future__ import annotations
 
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +36,16 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+LAST_LOGS = Path(tempfile.gettempdir()) / "refstack-last-test-logs"
+
+
+def keep_logs(native: NativeStack) -> None:
+    """The private folder goes away with the stack; its logs are kept for reading after a failed run."""
+    shutil.rmtree(LAST_LOGS, ignore_errors=True)
+    shutil.copytree(native.layout.base / "logs", LAST_LOGS, dirs_exist_ok=True)
+    print(f"\nservice logs of this run: {LAST_LOGS}")
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[NativeStack]:
     """One private stack for the whole run (free ports, so it can run beside `make up`), always torn down."""
@@ -43,6 +56,7 @@ def stack() -> Iterator[NativeStack]:
     try:
         yield native
     finally:
+        keep_logs(native)
         native.down()
         signal.signal(signal.SIGTERM, previous)
 

@@ -23,6 +23,7 @@ class FaultInjector:
         if service not in self.touched:
             self.touched.append(service)
         getattr(self.stack[service], verb)(*args)
+        self.stack.save_state()  # a restarted process has a new PID: `python -m stack` must find it
 
     def restore(self) -> None:
         for name in reversed(self.touched):
@@ -34,5 +35,6 @@ class FaultInjector:
                 svc.start()
             if name == "replica":
                 svc.resume_replay()
+        self.stack.save_state()
         if self.touched:
             wait_for(lambda: ready(self.stack)[1].get("status") == "ok", timeout_s=30, what="stack ready after restore")

@@ -29,6 +29,8 @@ TEST_APP_SETTINGS = {
     "REFSTACK_PAYMENTS_DEADLINE_S": "2.0",
     "REFSTACK_PAYMENTS_BREAKER_FAIL_MAX": "3",
     "REFSTACK_PAYMENTS_BREAKER_RESET_S": "2.0",
+    # 50 requests in flight over 2 workers must not queue for a connection (load shedding is a 503, see problems.py)
+    "REFSTACK_DB_POOL_SIZE": "15",
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
@@ -103,3 +104,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Render framework errors (404, 405 with its ``Allow``, 422) and raised ``Problem``s as problem details."""
     app.add_exception_handler(HTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(PoolTimeoutError, _on_database_busy)
+
+
+async def _on_database_busy(request: Request, exc: Exception) -> Response:
+    """Every pooled connection stayed busy for ``db_pool_timeout_s``: shed load with a retryable 503, not a 500."""
+    problem = Problem(
+        503,
+        kind="database-busy",
+        detail="The service is too busy to take this request now; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+    return problem.response(request.scope)

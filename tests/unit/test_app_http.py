@@ -23,6 +23,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import QueuePool
 from starlette.types import Receive, Scope, Send
 from structlog.contextvars import merge_contextvars
@@ -108,6 +109,10 @@ async def served() -> AsyncIterator[Running]:
         @app.get("/test/boom")
         async def boom() -> None:
             raise RuntimeError("secret-internal-detail")
+
+        @app.get("/test/busy")
+        async def busy() -> None:
+            raise PoolTimeoutError("QueuePool limit of size 5 overflow 5 reached")
 
         @app.get("/test/page")
         async def page(limit: int = Query(ge=1, le=100)) -> dict[str, int]:
@@ -229,6 +234,13 @@ async def test_streamed_oversize_body_is_counted_and_refused(served: Running) ->
 async def test_body_under_the_limit_passes(served: Running) -> None:
     response = await served.client.post("/test/orders", json={"seats": 2})
     assert (response.status_code, response.json()) == (200, {"seats": 2})
+
+
+async def test_an_exhausted_connection_pool_sheds_load_with_a_retryable_503(served: Running) -> None:
+    response = await served.client.get("/test/busy")
+    body = assert_problem(response, 503, "database-busy", "/test/busy")
+    assert response.headers["retry-after"] == "1"
+    assert "QueuePool" not in str(body)
 
 
 async def test_unhandled_error_is_a_generic_500_problem_logged_with_the_request_id(served: Running) -> None:

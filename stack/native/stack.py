@@ -91,19 +91,15 @@ class NativeStack:
         self.save_state()
         try:
             self._timed("fault-proxy", self._start_fault_proxy, report)
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                futures = [
-                    pool.submit(self._timed, "rabbitmq", self.rabbitmq.start, report),
-                    pool.submit(self._start_postgres_pair, report),
-                    pool.submit(self._timed, "redis", self.redis.start, report),
-                    pool.submit(self._timed, "payments", self.payments.start, report),
-                ]
-                for future in futures:
-                    future.result()
-            self._timed("migrations", self.migrate, report)
-            self._timed("seed", self.seed, report)
-            self._timed("app", self.app.start, report)
-            self._timed("nginx", self.nginx.start, report)
+            # Independent chains side by side. The app may boot before its dependencies: it starts degraded and
+            # connects lazily, and the stack is reported up only when every chain has finished.
+            self._in_parallel(
+                lambda: self._timed("rabbitmq", self.rabbitmq.start, report),
+                lambda: self._start_postgres_chain(report),
+                lambda: self._timed("redis", self.redis.start, report),
+                lambda: self._timed("payments", self.payments.start, report),
+                lambda: (self._timed("app", self.app.start, report), self._timed("nginx", self.nginx.start, report)),
+            )
         except BaseException:
             self.down()
             raise
@@ -114,9 +110,20 @@ class NativeStack:
         report(f"stack up in {total:.1f} s")
         return total
 
-    def _start_postgres_pair(self, report: Report) -> None:
+    def _start_postgres_chain(self, report: Report) -> None:
+        """The primary first; then its replica and its schema (migrations, then demo data) side by side."""
         self._timed("postgres", self.primary.start, report)
-        self._timed("replica", self.replica.start, report)
+        self._in_parallel(
+            lambda: self._timed("replica", self.replica.start, report),
+            lambda: (self._timed("migrations", self.migrate, report), self._timed("seed", self.seed, report)),
+        )
+
+    @staticmethod
+    def _in_parallel(*steps: Callable[[], object]) -> None:
+        """Run the steps on threads (they wait on other processes, not on the GIL); re-raise the first failure."""
+        with ThreadPoolExecutor(max_workers=len(steps)) as pool:
+            for future in [pool.submit(step) for step in steps]:
+                future.result()
 
     @staticmethod
     def _timed(name: str, action: Callable[[], None], report: Report) -> None:

@@ -32,10 +32,9 @@ from app.domain.money import total_cents
 from app.domain.seats import SeatStatus
 from app.payments.client import PaymentsClient
 from app.payments.outcomes import PaymentRequestRejected, PaymentUnavailable
-from app.services.unit_of_work import UnitOfWork
+from app.services.unit_of_work import QUIET, UnitOfWork
 
 CURRENCY = "EUR"
-QUIET = {"synchronize_session": False}
 
 
 @dataclass(frozen=True)

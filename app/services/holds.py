@@ -23,9 +23,7 @@ from app.db.models import Event, Hold, Seat
 from app.domain.holds import HoldStatus, expires_at
 from app.domain.seats import SeatStatus
 from app.services.events import EventNotFoundError
-from app.services.unit_of_work import UnitOfWork
-
-QUIET = {"synchronize_session": False}  # bulk statements: nothing in the session to keep in step
+from app.services.unit_of_work import QUIET, UnitOfWork
 
 
 @dataclass(frozen=True)

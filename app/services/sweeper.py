@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.models import Hold
 from app.domain.holds import HoldStatus
-from app.services.holds import QUIET, free_seats
-from app.services.unit_of_work import UnitOfWork
+from app.services.holds import free_seats
+from app.services.unit_of_work import QUIET, UnitOfWork
 
 log = structlog.get_logger(__name__)
 

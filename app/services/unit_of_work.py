@@ -11,6 +11,8 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+QUIET = {"synchronize_session": False}  # bulk UPDATE/DELETE statements: nothing in the session to keep in step
+
 
 class UnitOfWork:
     def __init__(self, engine: AsyncEngine) -> None:

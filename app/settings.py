@@ -23,11 +23,11 @@ class Settings(BaseSettings):
 
     env: Literal["demo", "test", "production"] = "demo"
 
-    database_url: PostgresDsn = PostgresDsn("postgresql+asyncpg://app:app@127.0.0.1:55432/refstack")
+    database_url: PostgresDsn = PostgresDsn("postgresql+asyncpg://app:app@127.0.0.1:21432/refstack")
     replica_url: PostgresDsn | None = None
-    redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:56379/0")
-    amqp_url: AmqpDsn = AmqpDsn("amqp://guest:guest@127.0.0.1:55672/")
-    payments_url: HttpUrl = HttpUrl("http://127.0.0.1:58090")
+    redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:21379/0")
+    amqp_url: AmqpDsn = AmqpDsn("amqp://guest:guest@127.0.0.1:21672/")
+    payments_url: HttpUrl = HttpUrl("http://127.0.0.1:21090")
     elasticsearch_url: HttpUrl | None = None
 
     db_pool_size: int = Field(default=5, ge=1, le=100)
@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     jwt_issuer: str = "refstack"
     jwt_audience: str = "refstack-api"
     access_token_ttl_s: int = Field(default=900, ge=30, le=86400)
+    refresh_token_ttl_s: int = Field(default=14 * 24 * 3600, ge=60, le=90 * 24 * 3600)
     demo_password: str = "refstack-demo"  # noqa: S105 - the printed demo credential for `make up`
 
     hold_ttl_s: int = Field(default=300, ge=1, le=3600)
@@ -50,6 +51,15 @@ class Settings(BaseSettings):
     sweeper_enabled: bool = True  # each app worker runs one HoldSweeper; off for HTTP-only unit tests
     sweeper_interval_s: float = Field(default=1.0, gt=0)
     sweeper_batch: int = Field(default=500, ge=1)
+
+    # ReplicaRouter (see notes/db_scaling.md, "ReplicaRouter"): every probe it makes is bounded by the check timeout
+    replica_check_interval_s: float = Field(default=0.5, gt=0)
+    replica_check_timeout_s: float = Field(default=0.25, gt=0, le=1.0)
+    replica_read_timeout_s: float = Field(default=1.0, gt=0, le=5.0)
+    replica_max_lag_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    replica_max_lag_s: float = Field(default=5.0, gt=0)
+    replica_lsn_cache_s: float = Field(default=0.15, ge=0)
+    read_your_writes_ttl_s: float = Field(default=10.0, gt=0)
 
     payments_timeout_s: float = Field(default=2.0, gt=0)
     payments_max_attempts: int = Field(default=3, ge=1, le=10)
@@ -68,4 +78,16 @@ class Settings(BaseSettings):
         """Misconfiguration fails at boot: production never runs with the published demo signing key."""
         if self.env == "production" and self.jwt_secret == DEMO_JWT_SECRET:
             raise ValueError("REFSTACK_JWT_SECRET must be set in production (the demo key is public)")
+        return self
+
+    @model_validator(mode="after")
+    def remember_writes_longer_than_tolerated_lag(self) -> Settings:
+        """A user's write LSN must outlive the lag a replica may have while still in rotation, or it is forgotten
+        while the replica still misses that write and the user reads stale data."""
+        tolerated_s = self.replica_max_lag_s + self.replica_check_interval_s + self.replica_check_timeout_s
+        if self.read_your_writes_ttl_s <= tolerated_s:
+            raise ValueError(
+                f"REFSTACK_READ_YOUR_WRITES_TTL_S must exceed replica_max_lag_s + check interval + check timeout"
+                f" ({tolerated_s} s)"
+            )
         return self

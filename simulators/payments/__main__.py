@@ -17,7 +17,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from simulators.payments.app import create_simulator
 
-DEFAULT_PORT = 58090
+DEFAULT_PORT = 21090
 # Requests hanging on purpose must not hold up a shutdown: the simulator has nothing worth draining.
 GRACEFUL_SHUTDOWN_S = 1
 

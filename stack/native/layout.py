@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Real service ports for `make up`; proxies and internals take free ports. Never the standard ones.
+# Real service ports for `make up`, below the kernel's ephemeral range (32768-60999 here): a port in that range can
+# be taken at any moment as the source port of an outgoing connection or handed out to a test stack as "free".
+# Proxies and internals take free ports. Never the standard ones.
 FIXED_PORTS = {
-    "postgres": 55432,
-    "replica": 55433,
-    "redis": 56379,
-    "rabbitmq": 55672,
-    "payments": 58090,
-    "app": 58000,
+    "postgres": 21432,
+    "replica": 21433,
+    "redis": 21379,
+    "rabbitmq": 21672,
+    "payments": 21090,
+    "app": 21000,
     "nginx": 8080,
 }
 PROXIED = ("postgres", "replica", "redis", "rabbitmq", "payments", "app")

@@ -1,0 +1,15 @@
+"""``make up`` ports can never be taken by a test stack or an outgoing connection. See notes/docker.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stack.native.layout import FIXED_PORTS, STANDARD_PORTS
+
+
+def test_fixed_ports_are_outside_the_ephemeral_range_and_not_standard() -> None:
+    low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for name, port in FIXED_PORTS.items():
+        assert not low <= port <= high, f"{name} port {port} lies in the ephemeral range {low}-{high}"
+        assert port not in STANDARD_PORTS
+    assert len(set(FIXED_PORTS.values())) == len(FIXED_PORTS)

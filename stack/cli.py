@@ -93,7 +93,7 @@ def command_up(free_ports: bool) -> None:
         POINTER.write_text(json.dumps({"state": str(stack.state_path)}))
     print_welcome(stack)
     try:
-        while not stopping.wait(0.5):
+        while not stopping.wait(0.5) and stack.state_path.exists():  # `make down` elsewhere removes the state
             stack.refresh()
     finally:
         print("stopping refstack ...")
@@ -109,14 +109,14 @@ def print_welcome(stack: NativeStack) -> None:
     password = os.environ.get("REFSTACK_DEMO_PASSWORD", "refstack-demo")
     print(f"\nrefstack is up: {edge}   (Ctrl-C or `make down` stops everything)")
     for name, info in stack.status().items():
-        print(f"  {name:<9} {info['url']}")
+        print(f"  {name:<9} {info['direct_url']}")
     print(f"\ndemo accounts (password {password!r}): organizer@example.com, user@example.com")
     print(
         "\ntry:\n"
         f"  curl -s '{edge}/api/v1/events?city=Berlin'\n"
         f"  TOKEN=$(curl -s -d 'username=user@example.com&password={password}' {edge}/api/v1/auth/token"
         " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"
-        f"  curl -s -H \"Authorization: Bearer $TOKEN\" {edge}/api/v1/me/bookings\n"
+        f'  curl -s -H "Authorization: Bearer $TOKEN" {edge}/api/v1/me/bookings\n'
         "then break something: python -m stack fault redis pause   (and `... resume`)",
         flush=True,
     )
@@ -127,12 +127,12 @@ def command_status(state: Path | None) -> None:
         print(f"{name:<9} {'up  ' if info['up'] else 'DOWN'} pids={info['pids']} {info['url']}")
 
 
-def command_down() -> None:
-    if not POINTER.exists():
+def command_down(state: Path | None) -> None:
+    if state is None and not POINTER.exists():
         reap_orphans()
         print("nothing recorded here to stop")
         return
-    stack = running_stack()
+    stack = running_stack(state)
     stack.down()
     POINTER.unlink(missing_ok=True)
     print("stopped")
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "status":
             command_status(args.state)
         elif args.command == "down":
-            command_down()
+            command_down(args.state)
         else:
             check_fault(args.service, args.verb, args.arg)
             apply_fault(running_stack(args.state), args.service, args.verb, args.arg)

@@ -64,10 +64,14 @@ class RedisServer(NativeService):
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.client_port}/0"
 
+    @property
+    def direct_url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
 
 class RabbitMQServer(NativeService):
     name = "rabbitmq"
-    start_timeout_s = 60.0
+    start_timeout_s = 90.0  # Erlang boot is the slowest start; a loaded machine doubles it
 
     def __init__(self, layout: Layout) -> None:
         super().__init__(layout)

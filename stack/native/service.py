@@ -29,7 +29,7 @@ class NativeService:
 
     name: str = ""
     stop_signal: signal.Signals = signal.SIGTERM
-    start_timeout_s: float = 30.0
+    start_timeout_s: float = 60.0  # generous: a 2-core machine starting seven services at once is slow
     proxied: bool = True
 
     def __init__(self, layout: Layout) -> None:

@@ -208,5 +208,11 @@ class NativeStack:
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {
-            name: {"url": svc.url, "pids": svc.pids, "up": svc.process.alive()} for name, svc in self.services.items()
+            name: {
+                "url": svc.url,
+                "direct_url": getattr(svc, "direct_url", svc.url),
+                "pids": svc.pids,
+                "up": svc.process.alive(),
+            }
+            for name, svc in self.services.items()
         }

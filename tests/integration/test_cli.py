@@ -62,8 +62,8 @@ def test_fault_from_another_process_and_restore(stack: NativeStack) -> None:
     assert all(" up " in line for line in status_lines)
 
 
-@pytest.mark.slow
-def test_up_in_the_foreground_stops_everything_on_ctrl_c(stack: NativeStack) -> None:
+def start_up_in_foreground() -> tuple[subprocess.Popen[str], Path, list[int]]:
+    """``python -m stack up --free-ports`` until it says it is up: the process, its folder, its recorded PIDs."""
     up = subprocess.Popen(
         [sys.executable, "-m", "stack", "up", "--free-ports"],
         cwd=REPO,
@@ -73,19 +73,40 @@ def test_up_in_the_foreground_stops_everything_on_ctrl_c(stack: NativeStack) -> 
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert up.stdout is not None
+    lines = []
+    for line in up.stdout:
+        lines.append(line)
+        if line.startswith("refstack is up") or len(lines) > 200:
+            break
+    if not any(line.startswith("refstack is up") for line in lines):
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=60)
+        up.stdout.close()
+        pytest.fail("".join(lines))
+    base = Path(lines[0].split(" in ")[-1].strip())
+    recorded = json.loads((base / "state.json").read_text())["processes"]
+    return up, base, [identity[0] for identity in recorded.values() if identity is not None]
+
+
+@pytest.mark.slow
+def test_up_in_the_foreground_stops_everything_on_ctrl_c(stack: NativeStack) -> None:
+    up, base, pids = start_up_in_foreground()
+    assert len(pids) == 9  # seven services, epmd and the fault proxy
+    assert up.stdout is not None
     with up.stdout:
-        lines = []
-        for line in up.stdout:
-            lines.append(line)
-            if line.startswith("refstack is up") or len(lines) > 200:
-                break
-        assert any(line.startswith("refstack is up") for line in lines), "".join(lines)
-        base = Path(lines[0].split(" in ")[-1].strip())
-        recorded = json.loads((base / "state.json").read_text())["processes"]
-        pids = [identity[0] for identity in recorded.values() if identity is not None]
-        assert len(pids) == 9  # seven services, epmd and the fault proxy
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0
         assert "stopped" in up.stdout.read()
+    assert [pid for pid in pids if pid_alive(pid)] == []
+    assert not base.exists()
+
+
+@pytest.mark.slow
+def test_down_from_another_terminal_stops_everything_and_ends_up(stack: NativeStack) -> None:
+    up, base, pids = start_up_in_foreground()
+    assert up.stdout is not None
+    with up.stdout:
+        assert run_cli("--state", str(base / "state.json"), "down").returncode == 0
+        assert up.wait(timeout=30) == 0  # the foreground `up` notices and exits by itself
     assert [pid for pid in pids if pid_alive(pid)] == []
     assert not base.exists()

@@ -105,7 +105,7 @@ def test_app_starts_only_after_migrations_ran_on_a_healthy_primary(resolved: dic
     assert condition(services["app"], "migrate") == "service_completed_successfully"
     assert condition(services["migrate"], "postgres") == "service_healthy"
     assert services["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
-    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    assert services["migrate"]["command"] == ["sh", "-c", "alembic upgrade head && python -m app.seed"]
     assert services["migrate"]["restart"] == "no"
     assert condition(services["replica"], "postgres") == "service_healthy"
     assert condition(services["app"], "redis") == "service_healthy"

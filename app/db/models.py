@@ -1,4 +1,4 @@
-"""The ticketing tables as SQLAlchemy models: users, events, seats, holds, bookings and idempotency keys.
+"""The tables as SQLAlchemy models: users, events, seats, holds, bookings, idempotency keys, refresh tokens.
 
 Why these shapes: a seat row carries its own status and the hold that claims it, so "hold these seats" is one
 conditional UPDATE on the primary that either claims every requested row or none (notes/postgres.md,
@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    CHAR,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -133,3 +134,19 @@ class IdempotencyKey(Base):
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class RefreshToken(Base):
+    """One link of a refresh-token family; rotation spends a link and adds its successor (notes/security.md)."""
+
+    __tablename__ = "refresh_token"
+    __table_args__ = (Index("ix_refresh_token_family_id", "family_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=NEW_UUID)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"))
+    family_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    token_hash: Mapped[str] = mapped_column(CHAR(64), unique=True)  # SHA-256 hex; never the token itself
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]
+    spent_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,8 +1,10 @@
-"""``POST /api/v1/auth/register`` and ``POST /api/v1/auth/token`` (OAuth2 password flow → JWT access token).
+"""``POST /api/v1/auth/register``, ``/auth/token`` (OAuth2 password flow), ``/auth/refresh`` and ``/auth/logout``.
 
 Why login answers the same for an unknown email and a wrong password: a different message or a faster answer
 tells an attacker which emails have accounts. Why 401 carries ``WWW-Authenticate: Bearer``: RFC 6750 says how
-to authenticate, and clients (and the OpenAPI "Authorize" button) rely on it. See notes/security.md.
+to authenticate, and clients (and the OpenAPI "Authorize" button) rely on it. Why every refused refresh token gets
+the same 401 (``invalid-refresh-token``): whether it was unknown, expired, spent or revoked is for our logs, not for
+whoever holds it. See notes/security.md.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import BEARER_CHALLENGE, CurrentUser, SettingsDep, StateDep, UowDep
 from app.api.problems import Problem
 from app.security.passwords import password_problems
-from app.security.tokens import issue_access_token
+from app.security.tokens import Principal, issue_access_token
+from app.services.refresh_tokens import InvalidRefreshTokenError, revoke_family, rotate, start_family
 from app.services.users import EmailTakenError, authenticate, load_user, register_user
+from app.settings import Settings
 
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$"
 
@@ -38,8 +42,23 @@ class UserOut(BaseModel):
 
 class TokenOut(BaseModel):
     access_token: str
+    refresh_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
+
+
+class RefreshTokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(min_length=1, max_length=256)
+
+
+def token_pair(principal: Principal, refresh_token: str, settings: Settings) -> TokenOut:
+    return TokenOut(
+        access_token=issue_access_token(principal, settings),
+        refresh_token=refresh_token,
+        expires_in=settings.access_token_ttl_s,
+    )
 
 
 def build_auth_router() -> APIRouter:
@@ -71,7 +90,26 @@ def build_auth_router() -> APIRouter:
         principal = await authenticate(uow, state["passwords"], form.username, form.password)
         if principal is None:
             raise Problem(401, kind="invalid-credentials", detail="Wrong email or password.", headers=BEARER_CHALLENGE)
-        return TokenOut(access_token=issue_access_token(principal, settings), expires_in=settings.access_token_ttl_s)
+        refresh_token = await start_family(uow, principal.user_id, ttl_s=settings.refresh_token_ttl_s)
+        return token_pair(principal, refresh_token, settings)
+
+    @router.post("/auth/refresh", response_model=TokenOut)
+    async def refresh(body: RefreshTokenIn, uow: UowDep, settings: SettingsDep) -> TokenOut:
+        try:
+            rotation = await rotate(uow, body.refresh_token, ttl_s=settings.refresh_token_ttl_s)
+        except InvalidRefreshTokenError:
+            raise Problem(
+                401,
+                kind="invalid-refresh-token",
+                detail="The refresh token is invalid, expired or already used; log in again.",
+                headers=BEARER_CHALLENGE,
+            ) from None
+        return token_pair(rotation.principal, rotation.refresh_token, settings)
+
+    @router.post("/auth/logout", status_code=204)
+    async def logout(body: RefreshTokenIn, uow: UowDep) -> Response:
+        await revoke_family(uow, body.refresh_token)
+        return Response(status_code=204)
 
     @router.get("/me", response_model=UserOut)
     async def me(principal: CurrentUser, uow: UowDep) -> UserOut:

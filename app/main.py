@@ -23,10 +23,11 @@ from app.api.unhandled import UnhandledErrorMiddleware
 from app.api.v1 import build_api_router
 from app.cache.client import open_redis
 from app.db.engines import Engines
+from app.db.replica_router import ReplicaRouter
 from app.messaging.amqp_connection import AmqpConnection
 from app.observability.access import AccessLogMiddleware
 from app.observability.logging import configure_logging
-from app.observability.metrics import build_http_metrics, exposition_registry
+from app.observability.metrics import ReplicaMetrics, build_http_metrics, build_replica_metrics, exposition_registry
 from app.observability.request_id import RequestIdMiddleware
 from app.payments.client import open_payments_client
 from app.security.passwords import PasswordHasher
@@ -35,7 +36,9 @@ from app.settings import Settings
 from app.state import AppState
 
 
-def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
+def build_lifespan(
+    settings: Settings, replica_metrics: ReplicaMetrics
+) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
     """Open pools and clients, none of which needs its server up yet; close them in reverse order."""
 
     @asynccontextmanager
@@ -45,6 +48,14 @@ def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
             resources.push_async_callback(engines.dispose)
             redis = open_redis(settings)
             resources.push_async_callback(redis.aclose)
+            router = ReplicaRouter(
+                primary=engines.primary,
+                replica=engines.replica if settings.replica_url else None,
+                redis=redis,
+                settings=settings,
+                metrics=replica_metrics,
+            )
+            await resources.enter_async_context(router.running(settings.replica_check_interval_s))
             amqp = AmqpConnection(settings)
             amqp.start()
             resources.push_async_callback(amqp.aclose)
@@ -56,6 +67,7 @@ def build_lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncConte
             yield AppState(
                 settings=settings,
                 engines=engines,
+                router=router,
                 redis=redis,
                 amqp=amqp,
                 passwords=PasswordHasher(),
@@ -70,8 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level, json=settings.log_json)
     registry = CollectorRegistry()
     http_metrics = build_http_metrics(registry)
+    replica_metrics = build_replica_metrics(registry)
 
-    app = FastAPI(title="refstack", version="0.1.0", lifespan=build_lifespan(settings))
+    app = FastAPI(title="refstack", version="0.1.0", lifespan=build_lifespan(settings, replica_metrics))
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(build_api_router())

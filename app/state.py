@@ -13,6 +13,7 @@ from typing import TypedDict
 from redis.asyncio import Redis
 
 from app.db.engines import Engines
+from app.db.replica_router import ReplicaRouter
 from app.messaging.amqp_connection import AmqpConnection
 from app.payments.client import PaymentsClient
 from app.security.passwords import PasswordHasher
@@ -22,6 +23,7 @@ from app.settings import Settings
 class AppState(TypedDict):
     settings: Settings
     engines: Engines
+    router: ReplicaRouter
     redis: Redis
     amqp: AmqpConnection
     passwords: PasswordHasher

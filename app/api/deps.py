@@ -1,4 +1,5 @@
-"""What a route needs, said as a type: ``StateDep``, ``SettingsDep``, ``CurrentUser``, ``Organizer``.
+"""What a route needs, said as a type: ``StateDep``, ``SettingsDep``, ``CurrentUser``, ``Organizer``, ``UowDep``
+(writes, on the primary), ``ReadsDep`` (read-only use cases, routed by the ReplicaRouter).
 
 Why ``Annotated`` aliases: a route names what it needs and one override in a test reaches every route. They read
 the lifespan state from the request scope, so nothing here holds a client. See notes/fastapi.md,
@@ -7,11 +8,15 @@ the lifespan state from the request scope, so nothing here holds a client. See n
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar, cast
 
 from fastapi import Depends, Header, Request
 
 from app.api.problems import Problem
+from app.db.replica_router import ReplicaRouter
+from app.db.replica_routing import Reason
 from app.payments.client import PaymentsClient
 from app.security.tokens import InvalidTokenError, Principal, verify_access_token
 from app.services.unit_of_work import UnitOfWork
@@ -19,6 +24,7 @@ from app.settings import Settings
 from app.state import AppState
 
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+T = TypeVar("T")
 
 
 async def app_state(request: Request) -> AppState:
@@ -55,6 +61,21 @@ async def current_principal(state: StateDep, authorization: Annotated[str | None
 CurrentUser = Annotated[Principal, Depends(current_principal)]
 
 
+async def optional_principal(
+    state: StateDep, authorization: Annotated[str | None, Header()] = None
+) -> Principal | None:
+    """The caller on a public read when a valid bearer token came with it (to honour its own writes); else None."""
+    if authorization is None:
+        return None
+    try:
+        return await current_principal(state, authorization)
+    except Problem:
+        return None
+
+
+MaybeUser = Annotated[Principal | None, Depends(optional_principal)]
+
+
 async def require_organizer(principal: CurrentUser) -> Principal:
     """Route guard for organizer-only writes: attach with ``dependencies=[Depends(require_organizer)]``."""
     if principal.role != "organizer":
@@ -71,6 +92,39 @@ async def unit_of_work(state: StateDep) -> UnitOfWork:
 
 
 UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]
+
+
+class Reads:
+    """Read-only use cases for one caller, each on a fresh unit of work on the engine the router picks.
+
+    Why a runner instead of a unit of work: the router may abandon a replica that stalls and re-run the use case on
+    the primary, which a unit of work handed out before the first query could not do.
+    """
+
+    def __init__(self, router: ReplicaRouter, user_id: uuid.UUID | None) -> None:
+        self._router = router
+        self._user_id = user_id
+
+    async def run(self, use_case: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        return await self._router.read(self._user_id, lambda engine: use_case(UnitOfWork(engine)))
+
+    async def run_on_primary(self, reason: Reason, use_case: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        return await self._router.on_primary(reason, lambda engine: use_case(UnitOfWork(engine)))
+
+
+async def reads(state: StateDep, user: MaybeUser) -> Reads:
+    return Reads(state["router"], user.user_id if user else None)
+
+
+ReadsDep = Annotated[Reads, Depends(reads)]
+
+
+async def replica_router(state: StateDep) -> ReplicaRouter:
+    """For routes that write: ``await router.remember_write(user_id)`` after the commit (read-your-writes)."""
+    return state["router"]
+
+
+RouterDep = Annotated[ReplicaRouter, Depends(replica_router)]
 
 
 async def payments_client(state: StateDep) -> PaymentsClient:

@@ -57,19 +57,24 @@ class Engines:
 
 
 async def ping(engine: AsyncEngine) -> None:
-    """``SELECT 1`` on a pooled connection; a connection whose query did not finish is closed, not pooled.
+    """``SELECT 1`` on a pooled connection, cancellable at once (see ``fetch_row``)."""
+    await fetch_row(engine, "SELECT 1")
+
+
+async def fetch_row(engine: AsyncEngine, query: str) -> Any:
+    """One row of ``query`` on a pooled connection; a connection whose query did not finish is closed, not pooled.
 
     Why not ``conn.execute``: when a timeout cancels a SQLAlchemy execute, SQLAlchemy does invalidate the
     connection, but it first tries a graceful asyncpg ``close(timeout=2)``, which on a frozen server waits the full
-    two seconds and blows the readiness budget. Here the query runs on the driver connection and, on any failure or
+    two seconds and blows the caller's budget. Here the query runs on the driver connection and, on any failure or
     cancellation, that connection is terminated at once (no network wait) and then invalidated, so the pool drops
-    it and the next checkout opens a fresh one.
+    it and the next checkout opens a fresh one. Readiness and the ReplicaRouter's probes rely on this.
     """
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
         try:
-            await driver.fetchval("SELECT 1")
+            return await driver.fetchrow(query)
         except BaseException:
             driver.terminate()
             await conn.invalidate()

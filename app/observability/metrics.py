@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 # The switch prometheus_client itself reads when it is imported (it picks file-backed values then); we read the
 # same variable so exposition always matches how values are stored. It is not a Settings field for that reason.
@@ -44,6 +44,52 @@ def build_http_metrics(registry: CollectorRegistry) -> HttpMetrics:
             "Time from request start to the end of the response.",
             names,
             buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ReplicaMetrics:
+    """What the ReplicaRouter saw (lag, in rotation or not) and did (reads by target and reason).
+
+    Gauges are per worker; under multiprocess exposition ``livemax`` shows the worst live worker's view.
+    See notes/db_scaling.md, "ReplicaRouter".
+    """
+
+    lag_bytes: Gauge
+    lag_seconds: Gauge
+    in_rotation: Gauge
+    reads: Counter
+
+    def routed(self, *, target: str, reason: str) -> None:
+        self.reads.labels(target=target, reason=reason).inc()
+
+
+def build_replica_metrics(registry: CollectorRegistry) -> ReplicaMetrics:
+    return ReplicaMetrics(
+        lag_bytes=Gauge(
+            "db_replica_lag_bytes",
+            "WAL the replica has not replayed yet.",
+            registry=registry,
+            multiprocess_mode="livemax",
+        ),
+        lag_seconds=Gauge(
+            "db_replica_lag_seconds",
+            "Age of the last replayed commit while WAL is outstanding (0 when caught up).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        ),
+        in_rotation=Gauge(
+            "db_replica_in_rotation",
+            "1 when reads may go to the replica.",
+            registry=registry,
+            multiprocess_mode="livemin",
+        ),
+        reads=Counter(
+            "db_reads_routed",
+            "Read requests by the database that served them and why.",
+            ("target", "reason"),
             registry=registry,
         ),
     )

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
-from app.api.deps import CurrentUser, SettingsDep, StateDep, UowDep
+from app.api.deps import CurrentUser, ReadsDep, RouterDep, SettingsDep, StateDep, UowDep
 from app.api.idempotency import check_key, run_once
 from app.api.pagination import CursorQuery, LimitQuery, Page, cut_page, decode_cursor
 from app.api.problems import Problem
@@ -66,6 +66,7 @@ def build_bookings_router() -> APIRouter:
         request: Request,
         user: CurrentUser,
         uow: UowDep,
+        router: RouterDep,
         state: StateDep,
         settings: SettingsDep,
         idempotency_key: Annotated[str | None, Header()] = None,
@@ -101,6 +102,7 @@ def build_bookings_router() -> APIRouter:
                 raise Problem(
                     502, kind="payment-provider-error", detail="The payment provider refused the request."
                 ) from None
+            await router.remember_write(user.user_id)
             booking = represent(record)
             return JSONResponse(
                 booking.model_dump(mode="json"), status_code=201, headers={"Location": f"/api/v1/bookings/{record.id}"}
@@ -112,18 +114,18 @@ def build_bookings_router() -> APIRouter:
         return await run_once(request, uow, user.user_id, check_key(idempotency_key), execute, wait_s=wait_s)
 
     @router.get("/bookings/{booking_id}", response_model=BookingOut)
-    async def read(booking_id: uuid.UUID, user: CurrentUser, uow: UowDep) -> BookingOut:
-        record = await get_booking(uow, user_id=user.user_id, booking_id=booking_id)
+    async def read(booking_id: uuid.UUID, user: CurrentUser, reads: ReadsDep) -> BookingOut:
+        record = await reads.run(lambda uow: get_booking(uow, user_id=user.user_id, booking_id=booking_id))
         if record is None:
             raise Problem(404, kind="not-found", detail=f"You have no booking with id {booking_id}.")
         return represent(record)
 
     @router.get("/me/bookings", response_model=Page[BookingOut])
     async def mine(
-        user: CurrentUser, uow: UowDep, limit: LimitQuery = 20, cursor: CursorQuery = None
+        user: CurrentUser, reads: ReadsDep, limit: LimitQuery = 20, cursor: CursorQuery = None
     ) -> Page[BookingOut]:
         before = decode_cursor(cursor, BOOKING_KEY) if cursor else None
-        rows = await list_bookings(uow, user_id=user.user_id, before=before, fetch=limit + 1)
+        rows = await reads.run(lambda uow: list_bookings(uow, user_id=user.user_id, before=before, fetch=limit + 1))
         items, next_cursor = cut_page(rows, limit, lambda r: (r.created_at, r.id), BOOKING_KEY)
         return Page[BookingOut](items=[represent(r) for r in items], next_cursor=next_cursor)
 

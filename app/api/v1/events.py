@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, TypeAdapter
 
-from app.api.deps import Organizer, UowDep
+from app.api.deps import Organizer, ReadsDep, RouterDep, UowDep
 from app.api.etag import (
     IfMatch,
     IfNoneMatch,
@@ -27,6 +27,7 @@ from app.api.etag import (
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, cut_page, decode_cursor
 from app.api.problems import Problem
 from app.api.v1.schemas import EventIn, EventOut, EventPatch, EventSummary, SeatList, SeatOut
+from app.db.replica_routing import Reason
 from app.services.events import (
     EventFilter,
     EventKey,
@@ -54,12 +55,19 @@ def _represent(record: EventRecord, response: Response) -> EventOut:
     return EventOut.model_validate(record, from_attributes=True)
 
 
+def _newest_known(if_none_match: str | None, event_id: uuid.UUID) -> int:
+    """The newest version of this event the client says it holds (0: none)."""
+    if if_none_match is None:
+        return 0
+    return max(matching_versions(if_none_match, event_id) or {0})
+
+
 def build_events_router() -> APIRouter:
     router = APIRouter(tags=["events"])
 
     @router.get("/events", response_model=Page[EventSummary])
     async def list_(
-        uow: UowDep,
+        reads: ReadsDep,
         city: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
         starts_after: AwareDatetime | None = None,
         starts_before: AwareDatetime | None = None,
@@ -68,23 +76,29 @@ def build_events_router() -> APIRouter:
     ) -> Page[EventSummary]:
         after = decode_cursor(cursor, EVENT_KEY) if cursor is not None else None
         where = EventFilter(city=city, starts_after=starts_after, starts_before=starts_before)
-        rows = await list_events(uow, where, after, fetch=limit + 1)
+        rows = await reads.run(lambda uow: list_events(uow, where, after, fetch=limit + 1))
         items, next_cursor = cut_page(rows, limit, lambda row: row.key, EVENT_KEY)
         summaries = [EventSummary.model_validate(item, from_attributes=True) for item in items]
         return Page[EventSummary](items=summaries, next_cursor=next_cursor)
 
     @router.post("/events", status_code=201, response_model=EventOut)
-    async def create(body: EventIn, organizer: Organizer, uow: UowDep, response: Response) -> EventOut:
+    async def create(
+        body: EventIn, organizer: Organizer, uow: UowDep, router: RouterDep, response: Response
+    ) -> EventOut:
         record = await create_event(uow, organizer.user_id, NewEvent(**body.model_dump()))
+        await router.remember_write(organizer.user_id)
         response.headers["Location"] = f"/api/v1/events/{record.id}"
         return _represent(record, response)
 
     @router.get("/events/{event_id}", response_model=EventOut)
     async def read(
-        event_id: uuid.UUID, uow: UowDep, response: Response, if_none_match: IfNoneMatch = None
+        event_id: uuid.UUID, reads: ReadsDep, response: Response, if_none_match: IfNoneMatch = None
     ) -> EventOut | Response:
         try:
-            record = await get_event(uow, event_id)
+            record = await reads.run(lambda uow: get_event(uow, event_id))
+            # A replica behind this client's copy must not hand it an older version (nor a 200 for a 304).
+            if _newest_known(if_none_match, event_id) > record.version:
+                record = await reads.run_on_primary(Reason.CLIENT_AHEAD, lambda uow: get_event(uow, event_id))
         except EventNotFoundError:
             raise event_not_found(event_id) from None
         etag = entity_tag(record.id, record.version)
@@ -98,6 +112,7 @@ def build_events_router() -> APIRouter:
         body: EventPatch,
         organizer: Organizer,
         uow: UowDep,
+        router: RouterDep,
         response: Response,
         if_match: IfMatch = None,
     ) -> EventOut:
@@ -110,12 +125,13 @@ def build_events_router() -> APIRouter:
             raise Problem(403, kind="forbidden", detail="Only the event's organizer can change it.") from None
         except StaleVersionError:
             raise precondition_failed() from None
+        await router.remember_write(organizer.user_id)
         return _represent(record, response)
 
     @router.get("/events/{event_id}/seats", response_model=SeatList)
-    async def seats(event_id: uuid.UUID, uow: UowDep) -> SeatList:
+    async def seats(event_id: uuid.UUID, reads: ReadsDep) -> SeatList:
         try:
-            records = await list_seats(uow, event_id)
+            records = await reads.run(lambda uow: list_seats(uow, event_id))
         except EventNotFoundError:
             raise event_not_found(event_id) from None
         return SeatList(items=[SeatOut.model_validate(seat, from_attributes=True) for seat in records])

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
 
-from app.api.deps import CurrentUser, SettingsDep, UowDep
+from app.api.deps import CurrentUser, RouterDep, SettingsDep, UowDep
 from app.api.problems import Problem
 from app.api.v1.events import event_not_found
 from app.api.v1.schemas import HoldIn, HoldOut
@@ -50,7 +50,13 @@ def build_holds_router() -> APIRouter:
 
     @router.post("/events/{event_id}/holds", status_code=201, response_model=HoldOut)
     async def place(
-        event_id: uuid.UUID, body: HoldIn, user: CurrentUser, uow: UowDep, settings: SettingsDep, response: Response
+        event_id: uuid.UUID,
+        body: HoldIn,
+        user: CurrentUser,
+        uow: UowDep,
+        router: RouterDep,
+        settings: SettingsDep,
+        response: Response,
     ) -> HoldOut:
         try:
             seat_ids = seat_request(body.seat_ids, max_seats=settings.max_seats_per_hold)
@@ -78,6 +84,7 @@ def build_holds_router() -> APIRouter:
                 detail="Some seats are not available for this event; nothing was held.",
                 extensions={"seat_ids": [str(seat) for seat in error.unavailable]},
             ) from None
+        await router.remember_write(user.user_id)
         response.headers["Location"] = f"/api/v1/holds/{record.id}"
         return _represent(record)
 

@@ -100,6 +100,21 @@ def test_booking_charges_once_sells_the_seats_and_is_visible_at_once(
     assert call(stack, "GET", f"/api/v1/bookings/{booking['id']}", user=stranger)[0] == 404
 
 
+def test_a_booking_carries_an_etag_and_answers_304_when_unchanged(
+    stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str
+) -> None:
+    hold = held(stack, organizer, alice, seats=1)
+    status, headers, _ = book(stack, alice, hold["id"])
+    assert status == 201
+    url = f"{stack.nginx.url}{headers['Location']}"
+    status, headers, body = http("GET", url, headers=alice.headers)
+    assert status == 200
+    assert body
+    status, again, body = http("GET", url, headers={**alice.headers, "If-None-Match": headers["ETag"]})
+    assert (status, body) == (304, b"")
+    assert again["ETag"] == headers["ETag"]
+
+
 def test_replay_returns_the_first_response_byte_for_byte(
     stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str
 ) -> None:

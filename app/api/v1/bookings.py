@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
 from app.api.deps import CurrentUser, ReadsDep, RouterDep, SettingsDep, StateDep, UowDep
+from app.api.etag import IfNoneMatch, entity_tag, is_fresh, not_modified
 from app.api.idempotency import check_key, run_once
 from app.api.pagination import CursorQuery, LimitQuery, Page, cut_page, decode_cursor
 from app.api.problems import Problem
@@ -32,6 +33,7 @@ from app.services.bookings import (
     list_bookings,
 )
 
+BOOKING_VERSION = 1  # a confirmed booking never changes; a future cancel would bump it
 BookingKey = tuple[datetime, uuid.UUID]
 BOOKING_KEY: TypeAdapter[BookingKey] = TypeAdapter(BookingKey)
 NOT_CHARGED = "The payment provider is unavailable; nothing was charged and the seats stay held. Retry later."
@@ -113,11 +115,17 @@ def build_bookings_router() -> APIRouter:
         wait_s = settings.payments_deadline_s + 2.0
         return await run_once(request, uow, user.user_id, check_key(idempotency_key), execute, wait_s=wait_s)
 
-    @router.get("/bookings/{booking_id}", response_model=BookingOut)
-    async def read(booking_id: uuid.UUID, user: CurrentUser, reads: ReadsDep) -> BookingOut:
+    @router.get("/bookings/{booking_id}", response_model=BookingOut, responses={304: {}})
+    async def read(
+        booking_id: uuid.UUID, user: CurrentUser, reads: ReadsDep, response: Response, if_none_match: IfNoneMatch = None
+    ) -> BookingOut | Response:
         record = await reads.run(lambda uow: get_booking(uow, user_id=user.user_id, booking_id=booking_id))
         if record is None:
             raise Problem(404, kind="not-found", detail=f"You have no booking with id {booking_id}.")
+        etag = entity_tag(record.id, BOOKING_VERSION)
+        if is_fresh(if_none_match, etag):
+            return not_modified(etag)
+        response.headers["ETag"] = etag
         return represent(record)
 
     @router.get("/me/bookings", response_model=Page[BookingOut])

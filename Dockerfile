@@ -49,4 +49,4 @@ LABEL org.opencontainers.image.title="refstack" \
       org.opencontainers.image.revision="${REVISION}"
 # Exec form: uvicorn itself gets `docker stop`'s SIGTERM. The shell form can leave /bin/sh as PID 1, which does
 # not pass the signal on, so the stop would end in SIGKILL after the grace period.
-CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
+CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--workers", "2", "--timeout-keep-alive", "75"]

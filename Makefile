@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 PY := .venv/bin/python
 
-.PHONY: up down status test lint bench deps
+.PHONY: up down status test lint bench deps isolation-matrix
 
 deps:  ## Debian packages (as root, only the missing ones), uv, and the locked Python environment
 	@bash stack/install-debian-packages.sh
@@ -30,3 +30,7 @@ lint: deps
 bench: deps
 	@$(PY) -m bench.cold_start
 	@$(PY) -m bench.holds
+	@$(PY) -m bench.pagination
+
+isolation-matrix: deps  ## the Hermitage anomalies × isolation levels, measured on a private PostgreSQL
+	@$(PY) -m bench.isolation_matrix

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(default=1.0, gt=0)
     db_command_timeout_s: float = Field(default=5.0, gt=0)
     db_pool_timeout_s: float = Field(default=2.0, gt=0)
+    # Server-side, per transaction (SET LOCAL): below command_timeout, so the server stops first and says why
+    db_lock_timeout_ms: int = Field(default=2000, ge=1)
+    db_statement_timeout_ms: int = Field(default=4000, ge=1)
     redis_timeout_s: float = Field(default=1.0, gt=0)
     amqp_timeout_s: float = Field(default=2.0, gt=0)
     amqp_reconnect_interval_s: float = Field(default=5.0, gt=0)
@@ -78,6 +81,17 @@ class Settings(BaseSettings):
         """Misconfiguration fails at boot: production never runs with the published demo signing key."""
         if self.env == "production" and self.jwt_secret == DEMO_JWT_SECRET:
             raise ValueError("REFSTACK_JWT_SECRET must be set in production (the demo key is public)")
+        return self
+
+    @model_validator(mode="after")
+    def server_timeouts_fire_before_the_clients(self) -> Settings:
+        """A lock wait is one statement's worth at most, and the server must cancel a statement before asyncpg's
+        ``command_timeout`` gives up on it, or the caller sees a bare client timeout instead of 55P03/57014."""
+        if not self.db_lock_timeout_ms <= self.db_statement_timeout_ms < self.db_command_timeout_s * 1000:
+            raise ValueError(
+                "need REFSTACK_DB_LOCK_TIMEOUT_MS <= REFSTACK_DB_STATEMENT_TIMEOUT_MS"
+                " < REFSTACK_DB_COMMAND_TIMEOUT_S * 1000"
+            )
         return self
 
     @model_validator(mode="after")

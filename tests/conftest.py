@@ -31,6 +31,8 @@ TEST_APP_SETTINGS = {
     "REFSTACK_PAYMENTS_BREAKER_RESET_S": "2.0",
     # 50 requests in flight over 2 workers must not queue for a connection (load shedding is a 503, see problems.py)
     "REFSTACK_DB_POOL_SIZE": "15",
+    # a writer queued behind a row lock gives up fast (tests/integration/test_transaction_timeouts.py)
+    "REFSTACK_DB_LOCK_TIMEOUT_MS": "500",
 }
 
 

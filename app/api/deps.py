@@ -19,7 +19,7 @@ from app.db.replica_router import ReplicaRouter
 from app.db.replica_routing import Reason
 from app.payments.client import PaymentsClient
 from app.security.tokens import InvalidTokenError, Principal, verify_access_token
-from app.services.unit_of_work import UnitOfWork
+from app.services.unit_of_work import TransactionTimeouts, UnitOfWork
 from app.settings import Settings
 from app.state import AppState
 
@@ -87,8 +87,9 @@ Organizer = Annotated[Principal, Depends(require_organizer)]
 
 
 async def unit_of_work(state: StateDep) -> UnitOfWork:
-    """A unit of work on the primary for this request; the route's service decides when to commit."""
-    return UnitOfWork(state["engines"].primary)
+    """A unit of work on the primary for this request, bounded by the server-side timeouts; the route's service
+    decides when to commit."""
+    return UnitOfWork(state["engines"].primary, TransactionTimeouts.of(state["settings"]))
 
 
 UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]
@@ -101,19 +102,20 @@ class Reads:
     the primary, which a unit of work handed out before the first query could not do.
     """
 
-    def __init__(self, router: ReplicaRouter, user_id: uuid.UUID | None) -> None:
+    def __init__(self, router: ReplicaRouter, user_id: uuid.UUID | None, timeouts: TransactionTimeouts) -> None:
         self._router = router
         self._user_id = user_id
+        self._timeouts = timeouts
 
     async def run(self, use_case: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        return await self._router.read(self._user_id, lambda engine: use_case(UnitOfWork(engine)))
+        return await self._router.read(self._user_id, lambda engine: use_case(UnitOfWork(engine, self._timeouts)))
 
     async def run_on_primary(self, reason: Reason, use_case: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        return await self._router.on_primary(reason, lambda engine: use_case(UnitOfWork(engine)))
+        return await self._router.on_primary(reason, lambda engine: use_case(UnitOfWork(engine, self._timeouts)))
 
 
 async def reads(state: StateDep, user: MaybeUser) -> Reads:
-    return Reads(state["router"], user.user_id if user else None)
+    return Reads(state["router"], user.user_id if user else None, TransactionTimeouts.of(state["settings"]))
 
 
 ReadsDep = Annotated[Reads, Depends(reads)]

@@ -16,12 +16,16 @@ from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
 from app.observability.request_id import request_id_of
+
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout fired (or NOWAIT found the row locked)
+QUERY_CANCELED = "57014"  # statement_timeout fired (or someone cancelled the statement)
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://refstack.dev/problems/"
@@ -105,14 +109,36 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(PoolTimeoutError, _on_database_busy)
+    app.add_exception_handler(DBAPIError, _on_database_timeout)
 
 
-async def _on_database_busy(request: Request, exc: Exception) -> Response:
-    """Every pooled connection stayed busy for ``db_pool_timeout_s``: shed load with a retryable 503, not a 500."""
-    problem = Problem(
+def _database_busy() -> Problem:
+    return Problem(
         503,
         kind="database-busy",
         detail="The service is too busy to take this request now; retry shortly.",
         headers={"Retry-After": "1"},
     )
-    return problem.response(request.scope)
+
+
+async def _on_database_busy(request: Request, exc: Exception) -> Response:
+    """Every pooled connection stayed busy for ``db_pool_timeout_s``: shed load with a retryable 503, not a 500."""
+    return _database_busy().response(request.scope)
+
+
+def sqlstate_of(exc: DBAPIError) -> str | None:
+    """The server's SQLSTATE behind SQLAlchemy's wrapper (the asyncpg adapter copies it onto ``orig``)."""
+    return getattr(exc.orig, "sqlstate", None)
+
+
+async def _on_database_timeout(request: Request, exc: Exception) -> Response:
+    """The per-transaction server timeouts (see app/services/unit_of_work.py) as problems; anything else stays a
+    500 (re-raised to ``UnhandledErrorMiddleware``). A lock wait is a conflict with another writer of the same
+    row: 409 ``resource-busy``. A statement that ran too long is overload: retryable 503 ``database-busy``."""
+    sqlstate = sqlstate_of(cast(DBAPIError, exc))
+    if sqlstate == LOCK_NOT_AVAILABLE:
+        busy = Problem(409, kind="resource-busy", detail="Someone else is changing this right now; retry shortly.")
+        return busy.response(request.scope)
+    if sqlstate == QUERY_CANCELED:
+        return _database_busy().response(request.scope)
+    raise exc

@@ -130,7 +130,8 @@ async def get_event(uow: UnitOfWork, event_id: uuid.UUID) -> EventRecord:
         return _record(event)
 
 
-def _listing_query(where: EventFilter, after: EventKey | None, fetch: int) -> Select[tuple[object, ...]]:
+def listing_query(where: EventFilter, after: EventKey | None, fetch: int) -> Select[tuple[object, ...]]:
+    """The event list's one statement; public because tests EXPLAIN it and bench/pagination.py times it."""
     seats_available = (
         select(func.count())
         .where(Seat.event_id == Event.id, Seat.status == SeatStatus.AVAILABLE)
@@ -160,7 +161,7 @@ def _listing_query(where: EventFilter, after: EventKey | None, fetch: int) -> Se
 async def list_events(uow: UnitOfWork, where: EventFilter, after: EventKey | None, fetch: int) -> list[EventListing]:
     """Up to ``fetch`` events after the key ``after``, in ``(starts_at, id)`` order, with live seat counts."""
     async with uow:
-        rows = (await uow.session.execute(_listing_query(where, after, fetch))).mappings().all()
+        rows = (await uow.session.execute(listing_query(where, after, fetch))).mappings().all()
     return [EventListing(**row) for row in rows]
 
 

@@ -90,6 +90,10 @@ class AppServer(NativeService):
             "--no-access-log",
             "--timeout-graceful-shutdown",
             "5",
+            # Longer than Nginx's upstream keepalive_timeout (60 s): the side that reuses idle connections must be
+            # the one that closes them first, or a request races the app's close and Nginx answers 502.
+            "--timeout-keep-alive",
+            "75",
         ]
         env = {
             **os.environ,

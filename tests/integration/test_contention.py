@@ -10,16 +10,12 @@ own sweepers (one per worker) cannot take part in the count. See notes/postgres.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import secrets
 import socket
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -31,16 +27,12 @@ from structlog.testing import capture_logs
 from app.services.sweeper import HoldSweeper
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, call, create_event, new_user
+from tests.private_database import private_database, sqlalchemy_url
 
-REPO = Path(__file__).resolve().parents[2]
 SEATS = 50
 ATTEMPTS = 1000
 IN_FLIGHT = 50
 USERS = 20
-
-
-def asyncpg(dsn: str) -> str:
-    return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
 def attempts(seat_ids: list[str], rng: random.Random) -> list[list[str]]:
@@ -105,25 +97,10 @@ async def test_a_thousand_concurrent_holds_never_oversell_fifty_seats(stack: Nat
 
 
 @pytest.fixture(scope="module")
-async def private_db(stack: NativeStack) -> AsyncIterator[str]:
+def private_db(stack: NativeStack) -> Iterator[str]:
     """A fresh database migrated to head, which the running app knows nothing about."""
-    name = f"sweep_{secrets.token_hex(4)}"
-    stack.primary.sql(f"CREATE DATABASE {name} OWNER app")
-    dsn = asyncpg(stack.primary.direct_url).rsplit("/", 1)[0] + f"/{name}"
-    migrated = subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=REPO,
-        env={**os.environ, "REFSTACK_DATABASE_URL": dsn},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert migrated.returncode == 0, migrated.stderr[-2000:]
-    try:
-        yield dsn
-    finally:
-        stack.primary.sql(f"DROP DATABASE {name} WITH (FORCE)")
+    with private_database(stack, "sweep") as dsn:
+        yield sqlalchemy_url(dsn)
 
 
 @pytest.fixture

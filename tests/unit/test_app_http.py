@@ -23,6 +23,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import QueuePool
 from starlette.types import Receive, Scope, Send
@@ -97,6 +98,14 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
             yield Running(app=app, state=state, client=client)
 
 
+class DriverError(Exception):
+    """What SQLAlchemy's asyncpg adapter puts in ``DBAPIError.orig``: the server's SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
 class Order(BaseModel):
     seats: int
 
@@ -113,6 +122,10 @@ async def served() -> AsyncIterator[Running]:
         @app.get("/test/busy")
         async def busy() -> None:
             raise PoolTimeoutError("QueuePool limit of size 5 overflow 5 reached")
+
+        @app.get("/test/sqlstate/{code}")
+        async def server_error(code: str) -> None:
+            raise DBAPIError("UPDATE event …", None, DriverError(code))
 
         @app.get("/test/page")
         async def page(limit: int = Query(ge=1, le=100)) -> dict[str, int]:
@@ -241,6 +254,19 @@ async def test_an_exhausted_connection_pool_sheds_load_with_a_retryable_503(serv
     body = assert_problem(response, 503, "database-busy", "/test/busy")
     assert response.headers["retry-after"] == "1"
     assert "QueuePool" not in str(body)
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "status", "kind"),
+    [("55P03", 409, "resource-busy"), ("57014", 503, "database-busy"), ("23505", 500, "internal-error")],
+)
+async def test_server_timeouts_are_clear_problems_and_other_database_errors_stay_500s(
+    served: Running, sqlstate: str, status: int, kind: str
+) -> None:
+    response = await served.client.get(f"/test/sqlstate/{sqlstate}")
+    assert_problem(response, status, kind, f"/test/sqlstate/{sqlstate}")
+    assert ("retry-after" in response.headers) == (status == 503)
+    assert "UPDATE event" not in response.text
 
 
 async def test_unhandled_error_is_a_generic_500_problem_logged_with_the_request_id(served: Running) -> None:

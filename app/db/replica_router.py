@@ -25,7 +25,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import structlog
@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.background import running_in_background
 from app.db.engines import fetch_row
 from app.db.replica_routing import (
     LagLimits,
@@ -154,13 +155,10 @@ class ReplicaRouter:
     @asynccontextmanager
     async def running(self, interval_s: float) -> AsyncIterator[asyncio.Task[None]]:
         """The health loop as a background task for the duration of the ``async with``; cancelled on exit."""
-        task = asyncio.create_task(self.run(interval_s), name="replica-health")
         try:
-            yield task
+            async with running_in_background(self.run(interval_s), "replica-health") as task:
+                yield task
         finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
             for abandoned in list(self._abandoned):
                 abandoned.cancel()
 

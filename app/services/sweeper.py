@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.background import running_in_background
 from app.db.models import Hold
 from app.domain.holds import HoldStatus
 from app.services.holds import free_seats
@@ -83,10 +84,5 @@ class HoldSweeper:
     @asynccontextmanager
     async def running(self, interval_s: float) -> AsyncIterator[asyncio.Task[None]]:
         """Run the sweep loop as a background task for the duration of the ``async with``; cancel it on exit."""
-        task = asyncio.create_task(self.run(interval_s), name="hold-sweeper")
-        try:
+        async with running_in_background(self.run(interval_s), "hold-sweeper") as task:
             yield task
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task

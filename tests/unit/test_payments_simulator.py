@@ -63,7 +63,7 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], what: str, timeou
     deadline = time.monotonic() + timeout_s
     while not await condition():
         assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # sleep-ok: the poll interval of a deadline-bound wait
 
 
 async def test_health_answers_ok_even_when_every_charge_fails(sim: httpx.AsyncClient) -> None:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.background import running_in_background
@@ -46,7 +46,9 @@ class HoldSweeper:
     async def _sweep_batch(self) -> int:
         due = (
             select(Hold.id)
-            .where(Hold.status == HoldStatus.ACTIVE, Hold.expires_at <= func.now())
+            # A literal, not a bound parameter: once asyncpg's prepared statement goes generic, the planner could
+            # no longer prove `status = 'active'` and would skip the partial index ix_hold_active_expires_at.
+            .where(Hold.status == literal_column(f"'{HoldStatus.ACTIVE.value}'"), Hold.expires_at <= func.now())
             .order_by(Hold.expires_at)
             .limit(self._batch)
             .with_for_update(skip_locked=True)

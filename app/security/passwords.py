@@ -14,6 +14,31 @@ from pwdlib import PasswordHash
 
 MIN_LENGTH = 10
 MAX_LENGTH = 128
+# The stems that top every published list of breached passwords; a password built on one falls to the first
+# minutes of any dictionary attack, whatever digits or symbols surround it. (A production service would also ask
+# a breach corpus such as Have I Been Pwned's k-anonymity range API.)
+BREACHED_STEMS = frozenset(
+    {
+        "password",
+        "passw0rd",
+        "qwerty",
+        "letmein",
+        "welcome",
+        "iloveyou",
+        "admin",
+        "monkey",
+        "dragon",
+        "football",
+        "baseball",
+        "sunshine",
+        "princess",
+        "trustno1",
+        "abc123",
+        "starwars",
+        "refstack",
+    }
+)
+SEQUENCES = ("0123456789", "abcdefghijklmnopqrstuvwxyz", "qwertyuiop", "asdfghjkl", "zxcvbnm")
 
 
 @dataclass(frozen=True)
@@ -52,4 +77,15 @@ def password_problems(password: str, email: str) -> list[str]:
         reasons.append("must not contain the email's name")
     if len(set(password)) < 4:
         reasons.append("must not repeat so few characters")
+    if breached_pattern(password):
+        reasons.append("must not be built on a common breached password or a keyboard sequence")
     return reasons
+
+
+def breached_pattern(password: str) -> bool:
+    """True when the password, without digits and symbols at its ends, is a common stem or a long run of a sequence."""
+    core = password.lower().strip("0123456789!@#$%^&*()_-+=.?,;: ")
+    if core in BREACHED_STEMS or any(stem in core and len(core) - len(stem) <= 3 for stem in BREACHED_STEMS):
+        return True
+    lowered = password.lower()
+    return any(sequence[i : i + 6] in lowered for sequence in SEQUENCES for i in range(len(sequence) - 5))

@@ -15,6 +15,14 @@ def test_each_refusal_says_why() -> None:
     assert "must not repeat so few characters" in password_problems("aaaaaaaaaaaa", "bob@example.com")
 
 
+def test_breached_stems_and_keyboard_runs_are_refused_with_a_reason() -> None:
+    for weak in ("Password2024!", "qwerty123456", "letmein!!2026", "my123456789pin", "zxcvbnm-tree"):
+        assert "must not be built on a common breached password or a keyboard sequence" in password_problems(
+            weak, "ann@example.com"
+        ), weak
+    assert password_problems("correct horse battery staple", "ann@example.com") == []
+
+
 def test_verify_with_no_user_still_does_the_work_and_fails() -> None:
     hasher = PasswordHasher()
     stored = hasher.hash("correct horse battery")

@@ -27,7 +27,14 @@ from app.db.replica_router import ReplicaRouter
 from app.messaging.amqp_connection import AmqpConnection
 from app.observability.access import AccessLogMiddleware
 from app.observability.logging import configure_logging
-from app.observability.metrics import ReplicaMetrics, build_http_metrics, build_replica_metrics, exposition_registry
+from app.observability.metrics import (
+    BreakerMetrics,
+    ReplicaMetrics,
+    build_breaker_metrics,
+    build_http_metrics,
+    build_replica_metrics,
+    exposition_registry,
+)
 from app.observability.request_id import RequestIdMiddleware
 from app.payments.client import open_payments_client
 from app.security.passwords import PasswordHasher
@@ -37,7 +44,7 @@ from app.state import AppState
 
 
 def build_lifespan(
-    settings: Settings, replica_metrics: ReplicaMetrics
+    settings: Settings, replica_metrics: ReplicaMetrics, breaker_metrics: BreakerMetrics
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
     """Open pools and clients, none of which needs its server up yet; close them in reverse order."""
 
@@ -63,6 +70,8 @@ def build_lifespan(
                 sweeper = HoldSweeper(engines.primary, batch=settings.sweeper_batch)
                 await resources.enter_async_context(sweeper.running(settings.sweeper_interval_s))
             payments = open_payments_client(settings)
+            payments.breaker.watch(breaker_metrics.transition)
+            breaker_metrics.state.labels(breaker=payments.breaker.name).set(0.0)
             resources.push_async_callback(payments.aclose)
             yield AppState(
                 settings=settings,
@@ -83,8 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = CollectorRegistry()
     http_metrics = build_http_metrics(registry)
     replica_metrics = build_replica_metrics(registry)
+    breaker_metrics = build_breaker_metrics(registry)
 
-    app = FastAPI(title="refstack", version="0.1.0", lifespan=build_lifespan(settings, replica_metrics))
+    app = FastAPI(
+        title="refstack", version="0.1.0", lifespan=build_lifespan(settings, replica_metrics, breaker_metrics)
+    )
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(build_api_router())

@@ -95,6 +95,39 @@ def build_replica_metrics(registry: CollectorRegistry) -> ReplicaMetrics:
     )
 
 
+BREAKER_STATE_VALUES = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
+
+
+@dataclass(frozen=True)
+class BreakerMetrics:
+    """Circuit breakers: state per breaker (0 closed, 1 half-open, 2 open; the worst live worker's) and transitions."""
+
+    state: Gauge
+    transitions: Counter
+
+    def transition(self, breaker: str, before: str, after: str) -> None:
+        self.state.labels(breaker=breaker).set(BREAKER_STATE_VALUES.get(after, 0.0))
+        self.transitions.labels(breaker=breaker, from_state=before, to_state=after).inc()
+
+
+def build_breaker_metrics(registry: CollectorRegistry) -> BreakerMetrics:
+    return BreakerMetrics(
+        state=Gauge(
+            "circuit_breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+            ["breaker"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        ),
+        transitions=Counter(
+            "circuit_breaker_transitions",
+            "Circuit breaker state changes.",
+            ["breaker", "from_state", "to_state"],
+            registry=registry,
+        ),
+    )
+
+
 def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
     """What ``/metrics`` renders: the app's own registry, or the sum of every worker's files when multiprocess."""
     directory = os.environ.get(MULTIPROC_ENV)

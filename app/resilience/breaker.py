@@ -32,11 +32,16 @@ class CircuitOpen(Exception):
         self.retry_after_s = retry_after_s
 
 
+TransitionWatcher = Callable[[str, str, str], None]
+"""Called with ``(breaker name, from state, to state)`` on every transition (e.g. to update metrics)."""
+
+
 class TransitionCounter(pybreaker.CircuitBreakerListener):
-    """Counts state changes by ``(from, to)``, e.g. ``("closed", "open")``: the data behind a metrics counter."""
+    """Counts state changes by ``(from, to)``, e.g. ``("closed", "open")``, and tells any registered watchers."""
 
     def __init__(self) -> None:
         self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.watchers: list[TransitionWatcher] = []
 
     def state_change(
         self,
@@ -44,7 +49,10 @@ class TransitionCounter(pybreaker.CircuitBreakerListener):
         old_state: pybreaker.CircuitBreakerState | None,
         new_state: pybreaker.CircuitBreakerState,
     ) -> None:
-        self.counts[(old_state.name if old_state is not None else "none", new_state.name)] += 1
+        before = old_state.name if old_state is not None else "none"
+        self.counts[(before, new_state.name)] += 1
+        for watcher in self.watchers:
+            watcher(cb.name or "unnamed", before, new_state.name)
 
     def into(self, state: str) -> int:
         """How many times the breaker entered ``state`` (``"open"``: how many times it tripped)."""
@@ -86,6 +94,10 @@ class AsyncCircuitBreaker:
             throw_new_error_on_trip=False,
         )
         self._trial_in_flight = False
+
+    def watch(self, watcher: TransitionWatcher) -> None:
+        """Call ``watcher(name, from, to)`` on every state change from now on."""
+        self.transitions.watchers.append(watcher)
 
     @property
     def state(self) -> str:

@@ -89,12 +89,16 @@ def send_command(control_port: int, command: str, timeout_s: float = 5.0) -> Non
         raise RuntimeError(f"fault proxy refused {command!r}: {answer}")
 
 
-def spawn_fault_proxy(control_port: int, routes: dict[str, tuple[int, int]], log_path: Path) -> ServiceProcess:
-    """Start the proxy process for ``routes`` (name → (listen port, target port)) and wait until it answers."""
+def fault_proxy_process(control_port: int, routes: dict[str, tuple[int, int]], log_path: Path) -> ServiceProcess:
+    """The proxy process for ``routes`` (name → (listen port, target port)), not started yet."""
     argv = [sys.executable, "-m", "stack.native.fault_proxy", "--control", str(control_port)]
     for name, (listen, target) in routes.items():
         argv += ["--route", f"{name}:{listen}:{target}"]
-    proxy = ServiceProcess(argv, log_path, cwd=Path(__file__).resolve().parents[2])
+    return ServiceProcess(argv, log_path, cwd=Path(__file__).resolve().parents[2])
+
+
+def start_fault_proxy(proxy: ServiceProcess, control_port: int) -> None:
+    """Spawn the proxy and wait until its control port answers."""
     proxy.spawn()
 
     def answers() -> bool:
@@ -105,6 +109,12 @@ def spawn_fault_proxy(control_port: int, routes: dict[str, tuple[int, int]], log
         return True
 
     wait_until(answers, timeout_s=10, what="fault-proxy start", watch=proxy)
+
+
+def spawn_fault_proxy(control_port: int, routes: dict[str, tuple[int, int]], log_path: Path) -> ServiceProcess:
+    """Build and start the proxy in one step (for callers that never rebuild it from recorded state)."""
+    proxy = fault_proxy_process(control_port, routes, log_path)
+    start_fault_proxy(proxy, control_port)
     return proxy
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from stack.base import SERVICE_NAMES, StackError
 from stack.native.brokers import RabbitMQServer, RedisServer
-from stack.native.fault_proxy import spawn_fault_proxy
+from stack.native.fault_proxy import fault_proxy_process, start_fault_proxy
 from stack.native.layout import PROXIED, Layout
 from stack.native.postgres import PostgresPrimary, PostgresReplica
 from stack.native.process import ServiceProcess, start_time
@@ -63,7 +63,10 @@ class NativeStack:
                 self.nginx,
             )
         }
-        self.fault_proxy = ServiceProcess([], layout.base / "logs" / "fault_proxy.log")
+        routes = {name: (layout.ports[f"proxy_{name}"], layout.ports[name]) for name in PROXIED}
+        self.fault_proxy = fault_proxy_process(
+            layout.ports["control"], routes, layout.base / "logs" / "fault_proxy.log"
+        )
 
     def __getitem__(self, name: str) -> NativeService:
         return self.services[name]
@@ -132,9 +135,7 @@ class NativeStack:
         report(f"  {name:<12} ready in {time.monotonic() - began:5.2f} s")
 
     def _start_fault_proxy(self) -> None:
-        ports = self.layout.ports
-        routes = {name: (ports[f"proxy_{name}"], ports[name]) for name in PROXIED}
-        self.fault_proxy = spawn_fault_proxy(ports["control"], routes, self.fault_proxy.log_path)
+        start_fault_proxy(self.fault_proxy, self.layout.ports["control"])
 
     def migrate(self) -> None:
         """``alembic upgrade head`` against the primary directly, before the app starts (never inside it)."""

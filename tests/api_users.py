@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +39,21 @@ def new_user(stack: NativeStack, *, organizer: bool = False, label: str = "user"
     user_id = json.loads(answer)["id"]
     if organizer:
         stack.primary.sql(f"UPDATE app_user SET role = 'organizer' WHERE id = '{user_id}'", database="refstack")
-    form = urllib.parse.urlencode({"username": email, "password": password}).encode()
-    status, _, answer = http(
-        "POST", f"{base}/token", body=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
-    )
+    status, _, answer = password_login(stack, email, password)
     if status != 200:
         raise AssertionError(f"token for {email}: {status} {answer!r}")
     return ApiUser(id=user_id, email=email, headers={"Authorization": f"Bearer {json.loads(answer)['access_token']}"})
+
+
+def password_login(stack: NativeStack, email: str, password: str) -> tuple[int, Mapping[str, str], bytes]:
+    """``POST /api/v1/auth/token`` with the OAuth2 password form, through Nginx; errors come back as values."""
+    form = urllib.parse.urlencode({"username": email, "password": password}).encode()
+    return http(
+        "POST",
+        f"{stack.nginx.url}/api/v1/auth/token",
+        body=form,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
 
 
 def call(

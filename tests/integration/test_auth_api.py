@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import statistics
 import time
-import urllib.parse
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stack.native.stack import NativeStack
+from tests.api_users import password_login
 from tests.probes import http
 
 JSON = {"Content-Type": "application/json"}
@@ -29,16 +29,6 @@ def register(stack: NativeStack) -> Account:
     email = f"user-{uuid.uuid4().hex[:12]}@example.com"
     assert post_register(stack, {"email": email, "password": PASSWORD})[0] == 201
     return Account(email)
-
-
-def token(stack: NativeStack, email: str, password: str) -> tuple[int, Mapping[str, str], bytes]:
-    form = urllib.parse.urlencode({"username": email, "password": password}).encode()
-    return http(
-        "POST",
-        f"{stack.nginx.url}/api/v1/auth/token",
-        body=form,
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
 
 
 def post_register(stack: NativeStack, payload: dict[str, object]) -> tuple[int, Mapping[str, str], bytes]:
@@ -57,7 +47,7 @@ def test_register_then_token_then_me(stack: NativeStack) -> None:
     created = json.loads(body)
     assert created["role"] == "user"
     assert set(created) == {"id", "email", "role"}  # never the hash
-    status, _, body = token(stack, email.lower(), PASSWORD)  # emails are case-insensitive (citext)
+    status, _, body = password_login(stack, email.lower(), PASSWORD)  # emails are case-insensitive (citext)
     assert status == 200
     issued = json.loads(body)
     assert issued["token_type"] == "bearer"
@@ -96,8 +86,8 @@ def test_weak_password_and_unknown_fields_are_422_and_write_nothing(stack: Nativ
 def test_unknown_email_and_wrong_password_look_the_same(stack: NativeStack) -> None:
     user = register(stack)
     answers = [
-        token(stack, user.email, "wrong password!!"),
-        token(stack, f"nobody-{uuid.uuid4().hex}@example.com", PASSWORD),
+        password_login(stack, user.email, "wrong password!!"),
+        password_login(stack, f"nobody-{uuid.uuid4().hex}@example.com", PASSWORD),
     ]
     for status, headers, _ in answers:
         assert status == 401
@@ -115,7 +105,7 @@ def test_login_timing_does_not_reveal_registered_emails(stack: NativeStack) -> N
     for _ in range(9):
         for email in samples:  # interleaved, so a burst of load hits both sides alike
             began = time.monotonic()
-            assert token(stack, email, "wrong password!!")[0] == 401
+            assert password_login(stack, email, "wrong password!!")[0] == 401
             samples[email].append(time.monotonic() - began)
     known, unknown = (statistics.median(samples[email]) for email in (user.email, ghost))
     assert 1 / 3 < known / unknown < 3, (known, unknown)

@@ -6,9 +6,9 @@ See notes/rest_design.md ("Resources as built").
 from __future__ import annotations
 
 import json
-import urllib.parse
 
 from stack.native.stack import NativeStack
+from tests.api_users import password_login
 from tests.probes import http
 
 DEMO_PASSWORD = "refstack-demo"
@@ -16,13 +16,7 @@ DEMO_PASSWORD = "refstack-demo"
 
 def test_demo_accounts_log_in_with_the_printed_password(stack: NativeStack) -> None:
     for email, role in (("organizer@example.com", "organizer"), ("user@example.com", "user")):
-        form = urllib.parse.urlencode({"username": email, "password": DEMO_PASSWORD}).encode()
-        status, _, body = http(
-            "POST",
-            f"{stack.nginx.url}/api/v1/auth/token",
-            body=form,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
+        status, _, body = password_login(stack, email, DEMO_PASSWORD)
         assert status == 200, body
         token = json.loads(body)["access_token"]
         me = json.loads(http("GET", f"{stack.nginx.url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})[2])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import urllib.parse
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +16,7 @@ import httpx
 
 from app.security.refresh_tokens import refresh_token_hash
 from stack.native.stack import NativeStack
-from tests.api_users import call, event_body
-from tests.probes import http
+from tests.api_users import call, event_body, password_login
 
 INVALID = "https://refstack.dev/problems/invalid-refresh-token"
 
@@ -35,13 +33,7 @@ def login(stack: NativeStack) -> Session:
     email, password = f"refresh-{secrets.token_hex(6)}@example.com", f"pw-{secrets.token_urlsafe(12)}"
     status, _, created = call(stack, "POST", "/api/v1/auth/register", body={"email": email, "password": password})
     assert status == 201, created
-    form = urllib.parse.urlencode({"username": email, "password": password}).encode()
-    status, _, answer = http(
-        "POST",
-        f"{stack.nginx.url}/api/v1/auth/token",
-        body=form,
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    status, _, answer = password_login(stack, email, password)
     assert status == 200, answer
     issued = json.loads(answer)
     assert set(issued) == {"access_token", "refresh_token", "token_type", "expires_in"}

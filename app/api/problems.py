@@ -110,6 +110,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(PoolTimeoutError, _on_database_busy)
     app.add_exception_handler(DBAPIError, _on_database_timeout)
+    app.add_exception_handler(OSError, _on_connect_failure)
 
 
 def _database_busy() -> Problem:
@@ -119,6 +120,22 @@ def _database_busy() -> Problem:
         detail="The service is too busy to take this request now; retry shortly.",
         headers={"Retry-After": "1"},
     )
+
+
+def _database_unavailable() -> Problem:
+    return Problem(
+        503,
+        kind="database-unavailable",
+        detail="The database cannot be reached right now; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _on_connect_failure(request: Request, exc: Exception) -> Response:
+    """A raw ``OSError`` (refused, reset, timed out) reaching the edge is asyncpg failing to *open* a connection:
+    SQLAlchemy wraps only driver errors, and every other client here (redis-py, httpx, aio-pika) raises its own
+    types. The primary is down or moving (failover): a retryable 503, never a 500."""
+    return _database_unavailable().response(request.scope)
 
 
 async def _on_database_busy(request: Request, exc: Exception) -> Response:
@@ -132,10 +149,15 @@ def sqlstate_of(exc: DBAPIError) -> str | None:
 
 
 async def _on_database_timeout(request: Request, exc: Exception) -> Response:
-    """The per-transaction server timeouts (see app/services/unit_of_work.py) as problems; anything else stays a
-    500 (re-raised to ``UnhandledErrorMiddleware``). A lock wait is a conflict with another writer of the same
-    row: 409 ``resource-busy``. A statement that ran too long is overload: retryable 503 ``database-busy``."""
-    sqlstate = sqlstate_of(cast(DBAPIError, exc))
+    """The per-transaction server timeouts (see app/services/unit_of_work.py) and lost connections as problems;
+    anything else stays a 500 (re-raised to ``UnhandledErrorMiddleware``). A lock wait is a conflict with another
+    writer of the same row: 409 ``resource-busy``. A statement that ran too long is overload: retryable 503
+    ``database-busy``. A connection that died under the request (server stopped, failover) is a retryable 503
+    ``database-unavailable``: SQLAlchemy has already invalidated the pool, so the retry gets a fresh connection."""
+    error = cast(DBAPIError, exc)
+    if error.connection_invalidated:
+        return _database_unavailable().response(request.scope)
+    sqlstate = sqlstate_of(error)
     if sqlstate == LOCK_NOT_AVAILABLE:
         busy = Problem(409, kind="resource-busy", detail="Someone else is changing this right now; retry shortly.")
         return busy.response(request.scope)

@@ -3,7 +3,9 @@
 Why a process of its own: aiomisc's ``TCPProxy`` runs inside an event loop, but the client we want to hurt is the
 app (another process) and the person typing ``python -m stack fault redis slow 300`` is a third one. So one small
 process hosts one proxy per service and takes commands on a loopback control port, one line each:
-``slow NAME MS`` | ``cut NAME`` | ``heal NAME`` | ``ping``. The stack's own setup and checks never go through it.
+``slow NAME MS`` | ``cut NAME`` | ``heal NAME`` | ``retarget NAME PORT`` | ``ping``. The stack's own setup and
+checks never go through it. ``retarget`` moves a service's address to another server, as a floating IP or a DNS
+name moves in a failover (notes/db_scaling.md, "Failover").
 See notes/fault_tolerance.md ("Breaking things on purpose").
 
 Run: ``python -m stack.native.fault_proxy --control PORT --route NAME:LISTEN_PORT:TARGET_PORT ...``
@@ -50,6 +52,11 @@ class ProxyRoute:
         self.proxy.set_delay(0, 0)
         await self.open()
 
+    async def retarget(self, target_port: int) -> None:
+        """Send new links to ``target_port``; links to the old server are dropped, as a moved address drops them."""
+        self.proxy.target_port = target_port
+        await self.proxy.disconnect_all()
+
 
 class ControlServer:
     """Applies one command per line to the routes and answers ``ok`` or ``error: ...``."""
@@ -75,8 +82,10 @@ class ControlServer:
             await route.cut()
         elif verb == "heal":
             await route.heal()
+        elif verb == "retarget" and len(words) == 3 and words[2].isdigit():
+            await route.retarget(int(words[2]))
         else:
-            return f"error: unknown verb {verb!r}; use slow NAME MS | cut NAME | heal NAME"
+            return f"error: unknown verb {verb!r}; use slow NAME MS | cut NAME | heal NAME | retarget NAME PORT"
         return "ok"
 
 

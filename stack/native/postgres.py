@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 from stack.base import StackError
+from stack.native.fault_proxy import send_command
 from stack.native.layout import Layout
 from stack.native.process import ServiceProcess, wait_until
 from stack.native.service import NativeService
@@ -215,8 +216,20 @@ class PostgresReplica(PostgresNode):
         return max(0, int(float(lag)))
 
     def promote(self) -> None:
-        """Make this node a primary. The old primary is NOT fenced here: stop it first, or you get split brain."""
-        self.sql("select pg_promote(wait => true, wait_seconds => 30)")
+        """Fail over: this node becomes the primary and takes over the primary's address.
+
+        Refused while the old primary still runs: two writable primaries behind one name is split brain, so it must
+        be fenced (stopped) first. The address move is the fault proxy's ``retarget`` of the ``postgres`` route, the
+        stand-in for a floating IP, a DNS name or a Patroni-driven HAProxy; the app keeps its DSN and reconnects.
+        """
+        if self.primary.process.alive():
+            raise StackError(
+                "refusing to promote while the primary runs (split brain): fence it first with "
+                "`python -m stack fault postgres stop`"
+            )
+        if self.sql("select pg_promote(wait => true, wait_seconds => 30)") != "t":
+            raise StackError("replica: pg_promote did not finish within 30 s")
+        send_command(self.layout.ports["control"], f"retarget {self.primary.name} {self.port}")
 
     def rebuild(self) -> None:
         """Throw the replica away and take a fresh base backup (cheaper than pg_rewind at this size)."""

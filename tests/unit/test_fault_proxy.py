@@ -1,4 +1,5 @@
-"""The fault proxy process against a local echo server: slow adds the delay, cut refuses, heal restores.
+"""The fault proxy process against a local echo server: slow adds the delay, cut refuses, heal restores, and
+retarget moves the address to another server (the failover move).
 
 No refstack service is needed; the proxy is real (its own process), the echo server is a thread.
 See notes/fault_tolerance.md ("Breaking things on purpose").
@@ -29,11 +30,24 @@ class Echo(socketserver.BaseRequestHandler):
             self.request.sendall(data)
 
 
-@pytest.fixture
-def proxied_echo(tmp_path: Path) -> Iterator[tuple[int, int]]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
+class Shout(socketserver.BaseRequestHandler):
+    """Another server, told apart from Echo by its answer."""
+
+    def handle(self) -> None:
+        while data := self.request.recv(1024):
+            self.request.sendall(data.upper())
+
+
+def serve(handler: type[socketserver.BaseRequestHandler]) -> socketserver.ThreadingTCPServer:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def proxied_echo(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    server = serve(Echo)
     listen, control = free_port(), free_port()
     proxy = spawn_fault_proxy(control, {"echo": (listen, server.server_address[1])}, tmp_path / "proxy.log")
     try:
@@ -62,6 +76,23 @@ def test_slow_cut_heal(proxied_echo: tuple[int, int]) -> None:
         round_trip_s(listen)
     send_command(control, "heal echo")
     assert round_trip_s(listen) < 0.2
+
+
+def test_retarget_moves_new_links_to_the_other_server_and_drops_old_ones(proxied_echo: tuple[int, int]) -> None:
+    listen, control = proxied_echo
+    other = serve(Shout)
+    try:
+        with socket.create_connection(("127.0.0.1", listen), timeout=5) as old_link:
+            old_link.sendall(b"ping")
+            assert old_link.recv(16) == b"ping"
+            send_command(control, f"retarget echo {other.server_address[1]}")
+            assert old_link.recv(16) == b""  # the link to the old server was closed by the move
+        with socket.create_connection(("127.0.0.1", listen), timeout=5) as new_link:
+            new_link.sendall(b"ping")
+            assert new_link.recv(16) == b"PING"
+    finally:
+        other.shutdown()
+        other.server_close()
 
 
 def test_unknown_commands_are_refused_with_the_valid_ones(proxied_echo: tuple[int, int]) -> None:

@@ -31,6 +31,8 @@ bench: deps
 	@$(PY) -m bench.cold_start
 	@$(PY) -m bench.holds
 	@$(PY) -m bench.pagination
+	@$(PY) -m bench.read_scaling
+	@$(PY) -m bench.sharding
 
 isolation-matrix: deps  ## the Hermitage anomalies × isolation levels, measured on a private PostgreSQL
 	@$(PY) -m bench.isolation_matrix

@@ -8,6 +8,7 @@ declare -A wanted=(
   [/usr/bin/redis-server]=redis-server
   [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server
   [/usr/sbin/nginx]=nginx
+  [/usr/sbin/pgbouncer]=pgbouncer
   [/usr/bin/docker-compose]=docker-compose
 )
 missing=()

@@ -3,14 +3,16 @@
 Why these options: asyncpg's ``timeout`` bounds connecting and ``command_timeout`` bounds every statement, so a
 frozen server costs seconds, not forever; ``pool_timeout`` bounds the wait for a free connection; ``pool_pre_ping``
 is off because readiness checks find a dead database, and a ping on every checkout would double round trips.
-Engines connect lazily, so the app starts while PostgreSQL is still down. See notes/postgres.md and
-notes/fastapi.md, "Readiness".
+Engines connect lazily, so the app starts while PostgreSQL is still down. With ``db_transaction_pooler`` the
+primary is reached through PgBouncer in transaction mode and no prepared statement outlives its transaction.
+See notes/postgres.md, notes/fastapi.md ("Readiness") and notes/db_scaling.md ("Pooling").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from uuid import uuid4
 
 from pydantic import PostgresDsn
 from sqlalchemy.engine import make_url
@@ -26,15 +28,36 @@ def asyncpg_url(dsn: PostgresDsn) -> str:
     return make_url(str(dsn)).set(drivername=DRIVER).render_as_string(hide_password=False)
 
 
-def build_engine(dsn: PostgresDsn, settings: Settings) -> AsyncEngine:
+def build_engine(dsn: PostgresDsn, settings: Settings, *, transaction_pooler: bool = False) -> AsyncEngine:
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout_s,
+        "command_timeout": settings.db_command_timeout_s,
+    }
+    if transaction_pooler:
+        connect_args.update(TRANSACTION_POOLER_ARGS)
     return create_async_engine(
         asyncpg_url(dsn),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_timeout=settings.db_pool_timeout_s,
         pool_pre_ping=False,
-        connect_args={"timeout": settings.db_connect_timeout_s, "command_timeout": settings.db_command_timeout_s},
+        connect_args=connect_args,
     )
+
+
+def unique_statement_name() -> str:
+    """A name no other client of the same server connection can have chosen (asyncpg counts from 1 per process)."""
+    return f"__asyncpg_{uuid4().hex}__"
+
+
+# Behind a transaction pooler the next transaction may run on another server connection: asyncpg must not reuse a
+# statement it prepared earlier (its cache and SQLAlchemy's are off), and the statement SQLAlchemy prepares inside
+# each transaction gets a name that cannot collide with one that another process left on that server.
+TRANSACTION_POOLER_ARGS: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": unique_statement_name,
+}
 
 
 @dataclass(frozen=True)
@@ -46,7 +69,7 @@ class Engines:
 
     @classmethod
     def open(cls, settings: Settings) -> Engines:
-        primary = build_engine(settings.database_url, settings)
+        primary = build_engine(settings.database_url, settings, transaction_pooler=settings.db_transaction_pooler)
         replica = build_engine(settings.replica_url, settings) if settings.replica_url else primary
         return cls(primary=primary, replica=replica)
 

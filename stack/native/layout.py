@@ -19,13 +19,14 @@ from typing import Any
 FIXED_PORTS = {
     "postgres": 21432,
     "replica": 21433,
+    "pgbouncer": 21632,
     "redis": 21379,
     "rabbitmq": 21672,
     "payments": 21090,
     "app": 21000,
     "nginx": 8080,
 }
-PROXIED = ("postgres", "replica", "redis", "rabbitmq", "payments", "app")
+PROXIED = ("postgres", "replica", "pgbouncer", "redis", "rabbitmq", "payments", "app")
 INTERNAL = ("rabbitmq_dist", "epmd", "control")
 STANDARD_PORTS = frozenset({80, 4369, 5432, 5672, 6379, 8000, 15672, 25672})
 
@@ -83,4 +84,9 @@ class Layout:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Layout:
-        return cls(Path(data["base"]), {k: int(v) for k, v in data["ports"].items()})
+        """A state file written before a service was added lacks its ports: free ones stand in, so the recorded
+        stack can still be rebuilt and torn down (the new service was never started there)."""
+        ports = {k: int(v) for k, v in data["ports"].items()}
+        for name in (*FIXED_PORTS, *(f"proxy_{name}" for name in PROXIED), *INTERNAL):
+            ports.setdefault(name, free_port())
+        return cls(Path(data["base"]), ports)

@@ -8,6 +8,7 @@ See notes/docker.md ("How the native provider stands in for compose").
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -23,10 +24,11 @@ from stack.base import SERVICE_NAMES, StackError
 from stack.native.brokers import RabbitMQServer, RedisServer
 from stack.native.fault_proxy import fault_proxy_process, start_fault_proxy
 from stack.native.layout import PROXIED, Layout
+from stack.native.pgbouncer import PgBouncer
 from stack.native.postgres import PostgresPrimary, PostgresReplica
 from stack.native.process import ServiceProcess, start_time
 from stack.native.service import NativeService
-from stack.native.web import REPO, AppServer, NginxServer, PaymentsSimulator
+from stack.native.web import REPO, AppServer, EdgeLimits, NginxServer, PaymentsSimulator
 
 Report = Callable[[str], None]
 
@@ -39,23 +41,30 @@ class NativeStack:
     """Every service of refstack as private processes; ``stack["redis"].pause()`` and friends."""
 
     def __init__(
-        self, layout: Layout, owner: list[int | None] | None = None, app_settings: dict[str, str] | None = None
+        self,
+        layout: Layout,
+        owner: list[int | None] | None = None,
+        app_settings: dict[str, str] | None = None,
+        edge_limits: EdgeLimits | None = None,
     ) -> None:
         self.layout = layout
         self.app_settings = dict(app_settings or {})
+        self.edge_limits = edge_limits if edge_limits is not None else EdgeLimits()
         self.owner = owner if owner is not None else [os.getpid(), start_time(os.getpid())]
         self.primary = PostgresPrimary(layout)
         self.replica = PostgresReplica(layout, self.primary)
+        self.pgbouncer = PgBouncer(layout, server_port=self.primary.port)
         self.redis = RedisServer(layout)
         self.rabbitmq = RabbitMQServer(layout)
         self.payments = PaymentsSimulator(layout)
         self.app = AppServer(layout, self.app_environment())
-        self.nginx = NginxServer(layout)
+        self.nginx = NginxServer(layout, self.edge_limits)
         self.services: dict[str, NativeService] = {
             svc.name: svc
             for svc in (
                 self.primary,
                 self.replica,
+                self.pgbouncer,
                 self.redis,
                 self.rabbitmq,
                 self.payments,
@@ -76,10 +85,14 @@ class NativeStack:
         return self.layout.base / "state.json"
 
     def app_environment(self) -> dict[str, str]:
-        """The app's whole configuration: every dependency reached through its fault proxy."""
+        """The app's whole configuration: every dependency reached through its fault proxy.
+
+        With ``REFSTACK_DB_TRANSACTION_POOLER`` set in ``app_settings`` the app reaches the primary through PgBouncer.
+        """
+        pooled = self.app_settings.get("REFSTACK_DB_TRANSACTION_POOLER", "").lower() in ("1", "true", "yes", "on")
         return {
             "REFSTACK_ENV": "demo",
-            "REFSTACK_DATABASE_URL": asyncpg_url(self.primary.url),
+            "REFSTACK_DATABASE_URL": asyncpg_url(self.pgbouncer.url if pooled else self.primary.url),
             "REFSTACK_REPLICA_URL": asyncpg_url(self.replica.url),
             "REFSTACK_REDIS_URL": self.redis.url,
             "REFSTACK_AMQP_URL": self.rabbitmq.url,
@@ -114,10 +127,11 @@ class NativeStack:
         return total
 
     def _start_postgres_chain(self, report: Report) -> None:
-        """The primary first; then its replica and its schema (migrations, then demo data) side by side."""
+        """The primary first; then its replica, its pooler and its schema (migrations, then demo data) side by side."""
         self._timed("postgres", self.primary.start, report)
         self._in_parallel(
             lambda: self._timed("replica", self.replica.start, report),
+            lambda: self._timed("pgbouncer", self.pgbouncer.start, report),
             lambda: (self._timed("migrations", self.migrate, report), self._timed("seed", self.seed, report)),
         )
 
@@ -176,6 +190,7 @@ class NativeStack:
             "owner": self.owner,
             "layout": self.layout.to_json(),
             "app_settings": self.app_settings,
+            "edge_limits": dataclasses.asdict(self.edge_limits),
             "processes": recorded,
         }
         tmp = self.state_path.with_suffix(".tmp")
@@ -186,7 +201,12 @@ class NativeStack:
     def from_state(cls, path: Path) -> NativeStack:
         """Rebuild the objects of a running stack from its state file, adopting only PIDs that are still ours."""
         state = json.loads(path.read_text())
-        stack = cls(Layout.from_json(state["layout"]), owner=state["owner"], app_settings=state.get("app_settings"))
+        stack = cls(
+            Layout.from_json(state["layout"]),
+            owner=state["owner"],
+            app_settings=state.get("app_settings"),
+            edge_limits=EdgeLimits(**state.get("edge_limits", {})),
+        )
         stack.adopt(state["processes"])
         return stack
 

@@ -30,7 +30,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_unknown_service_exits_2_listing_services() -> None:
     result = run_cli("fault", "mysql", "stop")
     assert result.returncode == 2
-    assert "postgres, replica, redis, rabbitmq, payments, app, nginx" in result.stderr
+    assert "postgres, replica, pgbouncer, redis, rabbitmq, payments, app, nginx" in result.stderr
 
 
 def test_unknown_verb_exits_2_listing_verbs() -> None:
@@ -58,7 +58,7 @@ def test_fault_from_another_process_and_restore(stack: NativeStack) -> None:
     wait_for(lambda: ready(stack)[1]["status"] == "ok", timeout_s=20, what="ready after CLI resume")
     assert json.loads(stack.state_path.read_text())["owner"][0] == os.getpid()  # the CLI did not take ownership
     status_lines = run_cli("--state", state, "status").stdout.splitlines()
-    assert len(status_lines) == 7
+    assert len(status_lines) == 8
     assert all(" up " in line for line in status_lines)
 
 
@@ -91,7 +91,7 @@ def start_up_in_foreground() -> tuple[subprocess.Popen[str], Path, list[int]]:
 @pytest.mark.slow
 def test_up_in_the_foreground_stops_everything_on_ctrl_c(stack: NativeStack) -> None:
     up, base, pids = start_up_in_foreground()
-    assert len(pids) == 9  # seven services, epmd and the fault proxy
+    assert len(pids) == 10  # eight services, epmd and the fault proxy
     assert up.stdout is not None
     with up.stdout:
         up.send_signal(signal.SIGINT)

@@ -43,6 +43,7 @@ def test_full_stack_starts_and_stops_with_no_process_left(stack: NativeStack) ->
     assert {line.split()[0] for line in lines if "ready in" in line} >= {
         "postgres",
         "replica",
+        "pgbouncer",
         "redis",
         "rabbitmq",
         "payments",

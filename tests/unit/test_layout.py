@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stack.native.layout import FIXED_PORTS, STANDARD_PORTS
+from stack.native.layout import FIXED_PORTS, STANDARD_PORTS, Layout
 
 
 def test_fixed_ports_are_outside_the_ephemeral_range_and_not_standard() -> None:
@@ -13,3 +13,11 @@ def test_fixed_ports_are_outside_the_ephemeral_range_and_not_standard() -> None:
         assert not low <= port <= high, f"{name} port {port} lies in the ephemeral range {low}-{high}"
         assert port not in STANDARD_PORTS
     assert len(set(FIXED_PORTS.values())) == len(FIXED_PORTS)
+
+
+def test_a_state_recorded_before_a_service_existed_still_rebuilds() -> None:
+    """A stack recorded by an older version (no PgBouncer yet) can still be rebuilt, so the reaper can end it."""
+    recorded = {"base": "/tmp/refstack-old", "ports": {"postgres": 40001, "proxy_postgres": 40002}}
+    layout = Layout.from_json(recorded)
+    assert (layout.ports["postgres"], layout.ports["proxy_postgres"]) == (40001, 40002)
+    assert {"pgbouncer", "proxy_pgbouncer", "control"} <= set(layout.ports)

@@ -13,18 +13,23 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 
 from app.api import health
 from app.api.body_limit import BodySizeLimitMiddleware
+from app.api.docs import install_offline_docs
 from app.api.metrics import build_metrics_router
+from app.api.openapi import install_problem_openapi
 from app.api.problems import install_problem_handlers
+from app.api.security_headers import SecurityHeadersMiddleware
 from app.api.unhandled import UnhandledErrorMiddleware
 from app.api.v1 import build_api_router
 from app.cache.client import open_redis
 from app.db.engines import Engines
 from app.db.replica_router import ReplicaRouter
 from app.messaging.amqp_connection import AmqpConnection
+from app.notifications.webhook_sender import open_webhook_sender
 from app.observability.access import AccessLogMiddleware
 from app.observability.logging import configure_logging
 from app.observability.metrics import (
@@ -73,6 +78,8 @@ def build_lifespan(
             payments.breaker.watch(breaker_metrics.transition)
             breaker_metrics.state.labels(breaker=payments.breaker.name).set(0.0)
             resources.push_async_callback(payments.aclose)
+            webhooks = open_webhook_sender(settings)
+            resources.push_async_callback(webhooks.aclose)
             yield AppState(
                 settings=settings,
                 engines=engines,
@@ -81,6 +88,7 @@ def build_lifespan(
                 amqp=amqp,
                 passwords=PasswordHasher(),
                 payments=payments,
+                webhooks=webhooks,
             )
 
     return lifespan
@@ -95,16 +103,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     breaker_metrics = build_breaker_metrics(registry)
 
     app = FastAPI(
-        title="refstack", version="0.1.0", lifespan=build_lifespan(settings, replica_metrics, breaker_metrics)
+        title="refstack",
+        version="0.1.0",
+        lifespan=build_lifespan(settings, replica_metrics, breaker_metrics),
+        docs_url=None,  # install_offline_docs serves /docs from local files; ReDoc would load from a CDN
+        redoc_url=None,
     )
     install_problem_handlers(app)
+    install_problem_openapi(app)
+    install_offline_docs(app)
     app.include_router(health.router)
     app.include_router(build_api_router())
     app.include_router(build_metrics_router(exposition_registry(registry)))
 
-    # add_middleware wraps: the last added runs first. Request flows RequestId → AccessLog → Unhandled → BodySize.
+    # add_middleware wraps: the last added runs first. Request flows RequestId → SecurityHeaders → AccessLog →
+    # CORS (only with an allow-list) → Unhandled → BodySize, so even a 500 or a preflight carries the headers.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(UnhandledErrorMiddleware)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "If-None-Match"],
+            expose_headers=["Location", "ETag", "Retry-After", "X-Request-ID"],
+            allow_credentials=False,  # bearer tokens travel in a header, never in cookies
+            max_age=600,
+        )
     app.add_middleware(AccessLogMiddleware, metrics=http_metrics)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

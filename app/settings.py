@@ -8,11 +8,13 @@ one (see notes/fastapi.md and notes/docker.md).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import AmqpDsn, Field, HttpUrl, PostgresDsn, RedisDsn, model_validator
+from pydantic import AmqpDsn, Field, HttpUrl, PostgresDsn, RedisDsn, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 DEMO_JWT_SECRET = "refstack-demo-signing-key-not-for-production-use"  # noqa: S105 - public on purpose; refused in production
 
 
@@ -34,6 +36,9 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(default=1.0, gt=0)
     db_command_timeout_s: float = Field(default=5.0, gt=0)
     db_pool_timeout_s: float = Field(default=2.0, gt=0)
+    # database_url is a PgBouncer in transaction mode: no statement is kept prepared across transactions
+    # (notes/db_scaling.md, "Pooling: PgBouncer in transaction mode")
+    db_transaction_pooler: bool = False
     # Server-side, per transaction (SET LOCAL): below command_timeout, so the server stops first and says why
     db_lock_timeout_ms: int = Field(default=2000, ge=1)
     db_statement_timeout_ms: int = Field(default=4000, ge=1)
@@ -51,6 +56,8 @@ class Settings(BaseSettings):
 
     hold_ttl_s: int = Field(default=300, ge=1, le=3600)
     max_seats_per_hold: int = Field(default=10, ge=1, le=100)
+    # API6 (see notes/security.md, "Resource caps per user"): one account cannot hold a whole event
+    max_active_holds_per_user: int = Field(default=3, ge=1, le=1000)
     sweeper_enabled: bool = True  # each app worker runs one HoldSweeper; off for HTTP-only unit tests
     sweeper_interval_s: float = Field(default=1.0, gt=0)
     sweeper_batch: int = Field(default=500, ge=1)
@@ -71,10 +78,29 @@ class Settings(BaseSettings):
     payments_deadline_s: float = Field(default=4.0, gt=0)
     payments_breaker_fail_max: int = Field(default=5, ge=1)
     payments_breaker_reset_s: float = Field(default=10.0, gt=0)
+    # API10 (see notes/security.md, "Unsafe consumption of APIs"): a provider reply is read up to this many bytes
+    payments_max_reply_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    # API7 (see notes/security.md, "SSRF"): organizers' webhooks; a ping answers within Nginx's 5 s read timeout
+    webhook_timeout_s: float = Field(default=2.0, gt=0, le=10.0)
+    webhook_deadline_s: float = Field(default=4.0, gt=0, le=30.0)
+    webhook_max_redirects: int = Field(default=3, ge=0, le=10)
+    outbound_resolve_timeout_s: float = Field(default=1.0, gt=0, le=5.0)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Browser origins allowed to call the API (JSON list in the environment); empty: no CORS headers at all
+    cors_allow_origins: list[str] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = True
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def origins_are_exact(cls, origins: list[str]) -> list[str]:
+        """An allow-list names exact origins (scheme, host, optional port): no ``*``, no path, no trailing slash."""
+        wrong = [origin for origin in origins if not _ORIGIN.fullmatch(origin)]
+        if wrong:
+            raise ValueError(f"REFSTACK_CORS_ALLOW_ORIGINS takes exact origins like https://tickets.example: {wrong}")
+        return origins
 
     @model_validator(mode="after")
     def refuse_demo_secrets_in_production(self) -> Settings:

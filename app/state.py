@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from app.db.engines import Engines
 from app.db.replica_router import ReplicaRouter
 from app.messaging.amqp_connection import AmqpConnection
+from app.notifications.webhook_sender import WebhookSender
 from app.payments.client import PaymentsClient
 from app.security.passwords import PasswordHasher
 from app.settings import Settings
@@ -28,3 +29,4 @@ class AppState(TypedDict):
     amqp: AmqpConnection
     passwords: PasswordHasher
     payments: PaymentsClient
+    webhooks: WebhookSender

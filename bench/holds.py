@@ -24,6 +24,7 @@ import httpx
 
 from stack.native.layout import Layout
 from stack.native.stack import NativeStack
+from stack.native.web import UNTHROTTLED
 
 PASSWORD = "bench horse battery staple"
 
@@ -106,7 +107,13 @@ def main() -> None:
     parser.add_argument("--seats", type=int, default=50)
     parser.add_argument("--in-flight", type=int, default=50)
     args = parser.parse_args()
-    stack = NativeStack(Layout.create(fixed=False))
+    # One client address and 20 buyers sharing 1000 attempts: neither the edge's per-IP limits nor the per-account
+    # hold cap may shape what this measures (notes/security.md, "Rate limits").
+    stack = NativeStack(
+        Layout.create(fixed=False),
+        app_settings={"REFSTACK_MAX_ACTIVE_HOLDS_PER_USER": str(args.seats)},
+        edge_limits=UNTHROTTLED,
+    )
     try:
         stack.up(report=lambda _: None)
         result = asyncio.run(storm(stack, args.attempts, args.seats, args.in_flight))

@@ -17,6 +17,7 @@ import pytest
 from stack.native.layout import Layout
 from stack.native.reaper import reap_orphans
 from stack.native.stack import NativeStack
+from stack.native.web import UNTHROTTLED
 from tests.fault_injector import FaultInjector
 
 # Shorter than production so that payment faults resolve in seconds; the production defaults are asserted in
@@ -33,6 +34,10 @@ TEST_APP_SETTINGS = {
     "REFSTACK_DB_POOL_SIZE": "15",
     # a writer queued behind a row lock gives up fast (tests/integration/test_transaction_timeouts.py)
     "REFSTACK_DB_LOCK_TIMEOUT_MS": "500",
+    # above what any one buyer of test_contention.py can win (50 seats over 20 buyers); the cap itself is proved
+    # in tests/security/test_api6_business_flows.py
+    "REFSTACK_MAX_ACTIVE_HOLDS_PER_USER": "20",
+    "REFSTACK_CORS_ALLOW_ORIGINS": '["https://tickets.example"]',
 }
 
 
@@ -55,7 +60,9 @@ def stack() -> Iterator[NativeStack]:
     """One private stack for the whole run (free ports, so it can run beside `make up`), always torn down."""
     reap_orphans()
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a terminated run still tears down
-    native = NativeStack(Layout.create(fixed=False), app_settings=TEST_APP_SETTINGS)
+    # Every test logs users in and test_contention.py sends 1000 holds, all from 127.0.0.1: the edge's per-IP
+    # limits are proved on a second, strict Nginx (tests/security/test_api4_resource_consumption.py).
+    native = NativeStack(Layout.create(fixed=False), app_settings=TEST_APP_SETTINGS, edge_limits=UNTHROTTLED)
     native.up(report=lambda line: print(line, flush=True))
     try:
         yield native

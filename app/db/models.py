@@ -1,4 +1,5 @@
-"""The tables as SQLAlchemy models: users, events, seats, holds, bookings, idempotency keys, refresh tokens.
+"""The tables as SQLAlchemy models: users, events, seats, holds, bookings, idempotency keys, refresh tokens,
+event webhooks.
 
 Why these shapes: a seat row carries its own status and the hold that claims it, so "hold these seats" is one
 conditional UPDATE on the primary that either claims every requested row or none (notes/postgres.md,
@@ -150,3 +151,15 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime]
     spent_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class EventWebhook(Base):
+    """The organizer's notification URL for one event, vetted before it is stored (notes/security.md, "SSRF")."""
+
+    __tablename__ = "event_webhook"
+    __table_args__ = (CheckConstraint("length(url) <= 2048", name="url_length"),)
+
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -4,6 +4,8 @@ Why pure: the request rule (1..max distinct seats, in one canonical order) and t
 "place a hold" that need no database, so they are tested without one. The canonical order (sorted ids) is the
 order the hold statement locks rows in, which is what keeps overlapping multi-seat holds from deadlocking
 (notes/postgres.md, "Contention"). Only ``active`` holds are ever swept: ``paying`` means a charge is in flight.
+The per-account quota (``check_hold_quota``) is pure too; counting under a lock is the service's job
+(notes/security.md, "Resource caps per user").
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ MOVES: frozenset[tuple[HoldStatus, HoldStatus]] = frozenset(
     }
 )
 SWEEPABLE = frozenset({HoldStatus.ACTIVE})
+HOLDING = frozenset({HoldStatus.ACTIVE, HoldStatus.PAYING})  # states whose seats are still tied up
 FINISHED = frozenset({HoldStatus.BOOKED, HoldStatus.EXPIRED, HoldStatus.RELEASED})
 
 
@@ -49,6 +52,23 @@ def seat_request(seat_ids: Sequence[uuid.UUID], *, max_seats: int) -> tuple[uuid
     if len(distinct) != len(seat_ids):
         raise SeatRequestError("each seat may appear only once")
     return tuple(sorted(distinct))
+
+
+class HoldLimitError(Exception):
+    """The user already holds as many holds as one account may (API6: no single account corners an event)."""
+
+    def __init__(self, active: int, limit: int) -> None:
+        super().__init__(f"{active} active hold(s); an account may have at most {limit}")
+        self.active = active
+        self.limit = limit
+
+
+def check_hold_quota(active: int, *, limit: int) -> None:
+    """Allow one more hold while the user's ``active`` (holding, unexpired) holds are below ``limit``."""
+    if limit < 1:
+        raise ValueError(f"the hold limit is at least one, got {limit}")
+    if active >= limit:
+        raise HoldLimitError(active, limit)
 
 
 def expires_at(now: datetime, ttl_s: int) -> datetime:

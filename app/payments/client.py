@@ -12,6 +12,7 @@ notes/fault_tolerance.md, "Retries", "Idempotency keys" and "Circuit breaker".
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 
@@ -30,6 +31,10 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 
 class MalformedReply(Exception):
     """The provider answered, but not with a charge for this request (never retried: a replay repeats it)."""
+
+
+class ReplyTooLarge(MalformedReply):
+    """The reply body ran past ``max_reply_bytes``; reading stopped there (a charge is a few hundred bytes)."""
 
 
 def payments_retry_policy(settings: Settings) -> RetryPolicy:
@@ -55,16 +60,29 @@ def payments_breaker(settings: Settings) -> AsyncCircuitBreaker:
 def open_payments_client(settings: Settings) -> PaymentsClient:
     """One pooled HTTP client and one breaker per process; nothing connects until the first charge."""
     http = httpx.AsyncClient(base_url=str(settings.payments_url), timeout=settings.payments_timeout_s)
-    return PaymentsClient(http, policy=payments_retry_policy(settings), breaker=payments_breaker(settings))
+    return PaymentsClient(
+        http,
+        policy=payments_retry_policy(settings),
+        breaker=payments_breaker(settings),
+        max_reply_bytes=settings.payments_max_reply_bytes,
+    )
 
 
 class PaymentsClient:
     """Charges cards; a decline is a ``ChargeResult``, trouble is ``PaymentUnavailable``."""
 
-    def __init__(self, http: httpx.AsyncClient, *, policy: RetryPolicy, breaker: AsyncCircuitBreaker) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        policy: RetryPolicy,
+        breaker: AsyncCircuitBreaker,
+        max_reply_bytes: int,
+    ) -> None:
         self.policy = policy
         self.breaker = breaker
         self._http = http
+        self._max_reply_bytes = max_reply_bytes
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -114,13 +132,16 @@ class PaymentsClient:
     async def _attempt(
         self, request: ChargeRequest, idempotency_key: str, timeout_s: float
     ) -> tuple[ProviderCharge, bool]:
-        """One HTTP request; 5xx and 4xx surface as ``httpx.HTTPStatusError`` for the retry predicate to judge."""
-        response = await self._http.post(
-            CHARGES_PATH,
-            json=request.model_dump(exclude_none=True),
-            headers={"Idempotency-Key": idempotency_key},
-            timeout=timeout_s,
-        )
+        """One HTTP request; 5xx and 4xx surface as ``httpx.HTTPStatusError`` for the retry predicate to judge.
+
+        The whole attempt, body included, ends within ``timeout_s`` (httpx's timeouts bound each read, not their
+        sum, so a provider dripping a byte at a time would otherwise hold the booking open); running out counts as
+        a timeout, which is retried with the same key."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                response = await self._bounded_post(request, idempotency_key, timeout_s)
+        except TimeoutError:
+            raise httpx.ReadTimeout(f"no complete reply within {timeout_s} s") from None
         if response.status_code not in (201, 402):
             response.raise_for_status()
             raise MalformedReply(f"unexpected status {response.status_code}")
@@ -132,6 +153,24 @@ class PaymentsClient:
             raise MalformedReply(f"a {response.status_code} carrying a charge that does not match the request")
         return charge, response.headers.get(REPLAYED_HEADER) == "true"
 
+    async def _bounded_post(self, request: ChargeRequest, idempotency_key: str, timeout_s: float) -> httpx.Response:
+        """POST the charge and read at most ``max_reply_bytes`` of the answer, refusing a longer one unread."""
+        async with self._http.stream(
+            "POST",
+            CHARGES_PATH,
+            json=request.model_dump(exclude_none=True),
+            headers={"Idempotency-Key": idempotency_key},
+            timeout=timeout_s,
+        ) as streamed:
+            body = await read_at_most(streamed, self._max_reply_bytes)
+            replayed = streamed.headers.get(REPLAYED_HEADER)
+            return httpx.Response(
+                streamed.status_code,
+                headers={REPLAYED_HEADER: replayed} if replayed is not None else {},
+                content=body,
+                request=streamed.request,
+            )
+
     def _give_up(self, failed: AttemptsFailed) -> PaymentUnavailable | PaymentRequestRejected:
         error = failed.last_error
         if isinstance(error, httpx.HTTPStatusError) and 400 <= error.response.status_code < 500:
@@ -139,6 +178,19 @@ class PaymentsClient:
         return PaymentUnavailable(
             retry_after_s=whole_seconds(self.policy.backoff_max_s), attempts=failed.attempts, reason=describe(error)
         )
+
+
+async def read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """The (decoded) body if it fits in ``limit`` bytes; ``ReplyTooLarge`` as soon as it cannot."""
+    announced = response.headers.get("Content-Length", "")
+    if announced.isdigit() and int(announced) > limit:
+        raise ReplyTooLarge(f"the reply announces {announced} bytes; at most {limit} are read")
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise ReplyTooLarge(f"the reply is longer than {limit} bytes")
+    return bytes(body)
 
 
 def whole_seconds(seconds: float) -> int:

@@ -2,7 +2,8 @@
 
 Why validate the provider's reply: an external service is input like any other. A body that is not a charge, or a
 charge for another amount, must become a clean "provider unavailable" rather than a ``KeyError`` halfway through a
-booking. See notes/fault_tolerance.md, "Idempotency keys".
+booking; every string we keep is bounded, and the client reads at most ``payments_max_reply_bytes`` before
+validating. See notes/fault_tolerance.md, "Idempotency keys", and notes/security.md, "Unsafe consumption of APIs".
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ class ProviderCharge(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=255)
     status: Literal["succeeded", "declined"]
     amount_cents: int
-    currency: str
-    decline_code: str | None = None
+    currency: str = Field(pattern=r"^[A-Za-z]{3}$")
+    decline_code: str | None = Field(default=None, max_length=100)
 
     def answers(self, request: ChargeRequest, http_status: int) -> bool:
         """Whether this is a charge for ``request`` with the status its HTTP status promises."""

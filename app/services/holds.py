@@ -6,7 +6,8 @@ deadlocking. Under READ COMMITTED a transaction that waited for a row lock re-ch
 against the committed row, so the loser sees ``held`` and claims nothing. If fewer rows come back than were asked
 for, the unit of work rolls back the whole transaction (hold row included): all or nothing, 409. The design, its
 alternatives (SERIALIZABLE with retry, optimistic versions) and the proof are in notes/postgres.md,
-"Contention".
+"Contention". The per-account cap on active holds is decided in the same transaction, under a lock on the
+user's row: notes/security.md, "Resource caps per user".
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Event, Hold, Seat
-from app.domain.holds import HoldStatus, expires_at
+from app.db.models import Event, Hold, Seat, User
+from app.domain.holds import HOLDING, HoldStatus, check_hold_quota, expires_at
 from app.domain.seats import SeatStatus
 from app.services.events import EventNotFoundError
 from app.services.unit_of_work import QUIET, UnitOfWork
@@ -63,14 +64,23 @@ async def place_hold(
     seat_ids: tuple[uuid.UUID, ...],
     ttl_s: int,
     now: datetime,
+    max_active_holds: int,
 ) -> HoldRecord:
-    """Hold every seat in ``seat_ids`` (canonical order, see ``domain.holds.seat_request``) or none of them."""
+    """Hold every seat in ``seat_ids`` (canonical order, see ``domain.holds.seat_request``) or none of them, and
+    only while the user has fewer than ``max_active_holds`` holds (``HoldLimitError`` otherwise)."""
     hold_id = uuid.uuid4()
     expiry = expires_at(now, ttl_s)
     async with uow:
         session = uow.session
-        if await session.scalar(select(Event.id).where(Event.id == event_id)) is None:
+        # The event's existence and, in the same round trip, a first unlocked count: an account already at its cap
+        # is refused before it locks a seat someone else may want.
+        found = await session.execute(
+            select(Event.id, other_active_holds(user_id, hold_id, now).scalar_subquery()).where(Event.id == event_id)
+        )
+        row = found.one_or_none()
+        if row is None:
             raise EventNotFoundError(event_id)
+        check_hold_quota(row[1], limit=max_active_holds)
         await session.execute(insert(Hold).values(id=hold_id, event_id=event_id, user_id=user_id, expires_at=expiry))
         claimable = (
             select(Seat.id)
@@ -88,8 +98,41 @@ async def place_hold(
         claimed = set((await session.execute(claim)).scalars())
         if len(claimed) != len(seat_ids):
             raise SeatsNotAvailableError([seat for seat in seat_ids if seat not in claimed])
+        await _lock_hold_quota(session, user_id)
+        check_hold_quota(await session.scalar(other_active_holds(user_id, hold_id, now)) or 0, limit=max_active_holds)
         await uow.commit()
     return HoldRecord(hold_id, event_id, seat_ids, expiry, HoldStatus.ACTIVE)
+
+
+async def _lock_hold_quota(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialise the quota decision of one user's concurrent hold placements, until this transaction ends.
+
+    Why: under READ COMMITTED two concurrent requests of one user would both count N - 1 and both commit. With
+    ``FOR NO KEY UPDATE`` on the user's row the second waits here until the first committed, then counts it. Not
+    ``FOR UPDATE``: foreign-key checks (a booking or refresh token inserted for this user) take ``FOR KEY SHARE``,
+    which ``NO KEY UPDATE`` does not block. Taken *last*, after the seat locks, and followed only by a count and the
+    commit: its holder never waits for another lock, so it is held for two short round trips and closes no
+    deadlock cycle (taken first, a user's queued requests would wait behind one that waits for a seat).
+    """
+    await session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
+
+
+def other_active_holds(user_id: uuid.UUID, hold_id: uuid.UUID, now: datetime) -> Select[int]:
+    """Count the user's holds that still tie up seats (active and unexpired, or paying), other than ``hold_id``.
+
+    Counted in a statement of its own after ``_lock_hold_quota``: a READ COMMITTED statement reads the snapshot
+    taken when it *started*, so a count folded into the locking statement would miss the hold committed by the
+    transaction it waited for."""
+    return (
+        select(func.count())
+        .select_from(Hold)
+        .where(
+            Hold.user_id == user_id,
+            Hold.id != hold_id,
+            Hold.status.in_(HOLDING),
+            or_(Hold.status == HoldStatus.PAYING, Hold.expires_at > now),
+        )
+    )
 
 
 async def get_hold(uow: UnitOfWork, *, hold_id: uuid.UUID, user_id: uuid.UUID) -> HoldRecord:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import random
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,6 +26,12 @@ class Behaviour(BaseModel):
     declined_cards: list[str] = Field(default_factory=list, description="Card tokens answered 402.")
     fail_next: int = Field(default=0, ge=0, description="The next N charge requests fail 503, deterministically.")
     seed: int | None = Field(default=None, description="Makes the error and timeout draws reproducible.")
+    garble: Literal["none", "not_json", "wrong_schema", "huge"] = Field(
+        default="none",
+        description="Charge as usual, but answer 201/402 with a broken body: not JSON, JSON of another shape, or a"
+        " charge padded to huge_reply_bytes. A replay after the garbling stops gets the real answer.",
+    )
+    huge_reply_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=100 * 1024 * 1024)
 
     @model_validator(mode="after")
     def _rates_share_one_draw(self) -> Self:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from simulators.payments.deps import SimulatorDep
 from simulators.payments.replies import Reply, problem
@@ -29,9 +29,8 @@ async def create_charge(
     request: ChargeRequest,
     simulator: SimulatorDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> JSONResponse:
-    reply = await simulator.charge(idempotency_key, request)
-    return reply.to_response()
+) -> Response:
+    return await simulator.charge(idempotency_key, request)
 
 
 @router.get("/v1/charges/{charge_id}")

@@ -14,9 +14,11 @@ import contextlib
 import dataclasses
 import logging
 
+from fastapi.responses import Response
+
 from simulators.payments.behaviour import Behaviour, Fault, FaultDice
 from simulators.payments.ledger import Ledger
-from simulators.payments.replies import Reply, problem
+from simulators.payments.replies import Reply, garbled, problem
 from simulators.payments.schemas import ChargeRequest
 
 logger = logging.getLogger(__name__)
@@ -96,13 +98,19 @@ class PaymentSimulator:
         self.run.end()
         self.run = Simulation(Behaviour())
 
-    async def charge(self, idempotency_key: str | None, request: ChargeRequest) -> Reply:
+    async def charge(self, idempotency_key: str | None, request: ChargeRequest) -> Response:
+        """The HTTP answer to one charge request: the ledger's reply, garbled on the way out if so programmed."""
         run = self.run
         run.counters.requests_total += 1
         if not idempotency_key:
-            return problem(400, "Idempotency-Key required", "Send an Idempotency-Key header with every charge.")
+            missing = problem(400, "Idempotency-Key required", "Send an Idempotency-Key header with every charge.")
+            return missing.to_response()
         fault = run.dice.roll()
         answering = asyncio.create_task(run.answer_charge(idempotency_key, request, fault))
         self._answering.add(answering)
         answering.add_done_callback(self._answering.discard)
-        return await asyncio.shield(answering)
+        reply = await asyncio.shield(answering)
+        behaviour = run.dice.behaviour
+        if behaviour.garble != "none" and reply.status in (201, 402):
+            return garbled(reply, behaviour.garble, behaviour.huge_reply_bytes)
+        return reply.to_response()

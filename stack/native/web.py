@@ -7,11 +7,13 @@ See notes/nginx.md and notes/fastapi.md.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from stack.base import StackError
@@ -41,6 +43,40 @@ http {{
 def render_template(template: str, values: dict[str, str]) -> str:
     """Replace only our ``${NAME}`` placeholders, leaving Nginx's own ``$variables`` alone (as envsubst does)."""
     return re.sub(r"\$\{([A-Z_]+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    """What Nginx allows one client address, rendered into the template: production-like by default.
+
+    Rates are leaky buckets per ``$binary_remote_addr``; a burst is how many requests beyond the rate are answered
+    at once (``nodelay``) before the 429s start. See notes/security.md, "Rate limits".
+    """
+
+    auth_per_minute: int = 30  # POST /auth/token, /auth/refresh, /auth/register
+    auth_burst: int = 10
+    holds_per_second: int = 5  # POST /events/{id}/holds
+    holds_burst: int = 10
+    client_timeout_s: int = 10  # client_header_timeout and client_body_timeout
+
+    @property
+    def retry_after_s(self) -> int:
+        """Seconds until the slower bucket has room for one more request (Retry-After on the edge's 429)."""
+        return max(math.ceil(60 / self.auth_per_minute), math.ceil(1 / self.holds_per_second))
+
+    def template_values(self) -> dict[str, str]:
+        return {
+            "AUTH_RATE": f"{self.auth_per_minute}r/m",
+            "AUTH_BURST": str(self.auth_burst),
+            "HOLDS_RATE": f"{self.holds_per_second}r/s",
+            "HOLDS_BURST": str(self.holds_burst),
+            "RETRY_AFTER": str(self.retry_after_s),
+            "CLIENT_TIMEOUT": f"{self.client_timeout_s}s",
+        }
+
+
+# For stacks that drive load from one address on purpose (the test session, bench/holds.py): no 429 from the edge.
+UNTHROTTLED = EdgeLimits(auth_per_minute=600_000, auth_burst=10_000, holds_per_second=10_000, holds_burst=10_000)
 
 
 class PaymentsSimulator(NativeService):
@@ -127,6 +163,10 @@ class NginxServer(NativeService):
     name = "nginx"
     proxied = False
 
+    def __init__(self, layout: Layout, limits: EdgeLimits | None = None) -> None:
+        self.limits = limits if limits is not None else EdgeLimits()
+        super().__init__(layout)
+
     def _process(self) -> ServiceProcess:
         conf = self.dir / "nginx.conf"
         return ServiceProcess(["nginx", "-p", str(self.dir), "-c", str(conf)], self.layout.base / "logs" / "nginx.log")
@@ -142,6 +182,7 @@ class NginxServer(NativeService):
         values = {
             "APP_UPSTREAM": f"127.0.0.1:{self.layout.ports['proxy_app']}",
             "LISTEN": f"127.0.0.1:{self.port}",
+            **self.limits.template_values(),
         }
         (self.dir / "refstack.conf").write_text(render_template(NGINX_TEMPLATE.read_text(), values))
         user = "user root;\n" if os.geteuid() == 0 else ""

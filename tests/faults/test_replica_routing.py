@@ -26,7 +26,7 @@ ANSWER_WITHIN_S = 2.0
 
 def routed(stack: NativeStack) -> dict[tuple[str, str], float]:
     """``db_reads_routed_total`` summed over workers, by (target, reason)."""
-    _, _, body = http("GET", f"{stack.nginx.url}/metrics")
+    _, _, body = http("GET", f"{stack.app.url}/metrics")
     return {
         (sample.labels["target"], sample.labels["reason"]): sample.value
         for family in text_string_to_metric_families(body.decode())

@@ -245,6 +245,6 @@ def test_breaker_opens_and_fails_fast_without_calling_the_provider(
     assert refused_without_network == 4, "the breakers never opened"
     assert "nothing was charged" in json.loads(body)["detail"]
     assert sql(stack, f"select status from hold where id = '{hold['id']}'") == "active"
-    metrics = http("GET", f"{stack.nginx.url}/metrics")[2].decode()
+    metrics = http("GET", f"{stack.app.url}/metrics")[2].decode()
     assert 'circuit_breaker_transitions_total{breaker="payments",from_state="closed",to_state="open"}' in metrics
     assert 'circuit_breaker_state{breaker="payments"} 2.0' in metrics

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from stack.native.web import EdgeLimits
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = {"postgres", "replica", "redis", "rabbitmq", "payments", "migrate", "app", "nginx", "elasticsearch"}
 NGINX_TEMPLATE_TARGET = "/etc/nginx/templates/default.conf.template"
@@ -144,8 +146,10 @@ def test_nginx_renders_the_shared_template(resolved: dict[str, Any]) -> None:
     assert nginx["environment"]["APP_UPSTREAM"] == "app:8000"
     # Our placeholders are upper case; nginx's own variables ($request_id...) are lower case and must survive.
     placeholders = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", source.read_text()))
-    assert placeholders == {"APP_UPSTREAM", "LISTEN"}
+    assert placeholders == {"APP_UPSTREAM", "LISTEN", *EdgeLimits().template_values()}
     assert placeholders <= set(nginx["environment"]), "an unset placeholder would reach nginx verbatim"
+    limits = {name: str(nginx["environment"][name]) for name in EdgeLimits().template_values()}
+    assert limits == EdgeLimits().template_values(), "compose and the native stack must limit alike"
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:

@@ -79,7 +79,7 @@ def test_security_headers_and_no_version_tokens(stack: NativeStack) -> None:
 def test_metrics_are_prometheus_text_summed_over_workers(stack: NativeStack) -> None:
     for _ in range(6):
         http("GET", f"{stack.nginx.url}/health/live")
-    status, headers, body = http("GET", f"{stack.nginx.url}/metrics")
+    status, headers, body = http("GET", f"{stack.app.url}/metrics")
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain")
     assert "# TYPE" in body.decode()

@@ -12,6 +12,7 @@ from app.api.health import DependencyCheck, overall
 from app.api.problems import kind_and_title
 from app.db.engines import asyncpg_url
 from app.observability.request_id import accept_or_make
+from app.settings import Settings
 
 
 @pytest.mark.parametrize("incoming", ["abc", "A.b_c-9", "x" * 128, "0f3c2e7d9a8b4c1d"])
@@ -72,3 +73,13 @@ def test_problem_kinds_are_stable_slugs(status: int, kind: str, title: str) -> N
 )
 def test_any_postgres_scheme_is_driven_by_asyncpg(dsn: str) -> None:
     assert asyncpg_url(PostgresDsn(dsn)) == "postgresql+asyncpg://app:s3cret@db:5432/refstack"
+
+
+def test_cors_allow_list_takes_exact_origins_only() -> None:
+    """notes/security.md, "Headers, CORS and docs": no wildcard, no path; empty (no CORS) by default."""
+    assert Settings().cors_allow_origins == []
+    allowed = ["https://tickets.example", "http://localhost:5173"]
+    assert Settings(cors_allow_origins=allowed).cors_allow_origins == allowed
+    for wrong in ("*", "https://tickets.example/", "tickets.example", "https://*.example"):
+        with pytest.raises(ValueError, match="exact origins"):
+            Settings(cors_allow_origins=[wrong])

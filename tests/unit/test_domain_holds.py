@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 from app.domain.holds import (
     FINISHED,
     SWEEPABLE,
+    HoldLimitError,
     HoldStatus,
     SeatRequestError,
     can_move,
+    check_hold_quota,
     expires_at,
     is_expired,
     seat_request,
@@ -82,3 +84,14 @@ def test_a_failed_charge_returns_the_hold_to_active_but_an_expired_hold_stays_ex
     assert can_move(HoldStatus.PAYING, HoldStatus.ACTIVE)
     assert not can_move(HoldStatus.EXPIRED, HoldStatus.ACTIVE)
     assert not can_move(HoldStatus.PAYING, HoldStatus.EXPIRED)
+
+
+@given(st.integers(min_value=1, max_value=50), st.integers(min_value=0, max_value=60))
+def test_hold_quota_admits_exactly_below_the_limit(limit: int, active: int) -> None:
+    """notes/security.md, "Resource caps per user": one more hold while active < limit, never at or above it."""
+    if active < limit:
+        check_hold_quota(active, limit=limit)
+    else:
+        with pytest.raises(HoldLimitError) as refused:
+            check_hold_quota(active, limit=limit)
+        assert (refused.value.active, refused.value.limit) == (active, limit)

@@ -38,7 +38,7 @@ BookingKey = tuple[datetime, uuid.UUID]
 BOOKING_KEY: TypeAdapter[BookingKey] = TypeAdapter(BookingKey)
 NOT_CHARGED = "The payment provider is unavailable; nothing was charged and the seats stay held. Retry later."
 UNKNOWN_OUTCOME = (
-    "The payment provider did not answer in time, so the charge may or may not have happened. Retry this booking:"
+    "The payment provider did not answer in time or usably, so the charge may or may not have happened. Retry:"
     " the provider settles it with the same key, so you are charged at most once, and the seats stay yours."
 )
 NOT_BOOKABLE = {

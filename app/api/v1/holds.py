@@ -4,7 +4,9 @@ Why 409 ``seat-not-available`` with nothing held: a hold of several seats is all
 has to undo half a hold; the problem lists the seats it could not get. Why someone else's hold is 404, not 403:
 a 403 would confirm the id exists. ``DELETE`` is idempotent (a hold already released or expired answers 204) but
 refuses with 409 once a payment is in flight or done. The decision itself is one statement in
-app/services/holds.py. See notes/rest_design.md and notes/postgres.md, "Contention".
+app/services/holds.py. Too many seats in one hold is a 422 (the request can never succeed); too many active holds
+is a 409 ``hold-limit-reached`` (it succeeds once the caller books or releases one): notes/security.md, "Resource
+caps per user". See notes/rest_design.md and notes/postgres.md, "Contention".
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from app.api.deps import CurrentUser, RouterDep, SettingsDep, UowDep
 from app.api.problems import Problem
 from app.api.v1.events import event_not_found
 from app.api.v1.schemas import HoldIn, HoldOut
-from app.domain.holds import SeatRequestError, seat_request
+from app.domain.holds import HoldLimitError, SeatRequestError, seat_request
 from app.services.events import EventNotFoundError
 from app.services.holds import (
     HoldNotFoundError,
@@ -74,9 +76,18 @@ def build_holds_router() -> APIRouter:
                 seat_ids=seat_ids,
                 ttl_s=settings.hold_ttl_s,
                 now=datetime.now(UTC),
+                max_active_holds=settings.max_active_holds_per_user,
             )
         except EventNotFoundError:
             raise event_not_found(event_id) from None
+        except HoldLimitError as error:
+            raise Problem(
+                409,
+                kind="hold-limit-reached",
+                detail=f"You already have {error.active} active hold(s), the most one account may have; "
+                "book or release one first.",
+                extensions={"limit": error.limit},
+            ) from None
         except SeatsNotAvailableError as error:
             raise Problem(
                 409,

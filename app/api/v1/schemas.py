@@ -119,3 +119,22 @@ class BookingOut(BaseModel):
     status: Literal["confirmed"]
     amount_cents: int
     created_at: datetime
+
+
+class WebhookIn(StrictInput):
+    url: str = Field(
+        min_length=1, max_length=2048, description="http(s) URL on a public address; private targets are refused"
+    )
+
+
+class WebhookOut(BaseModel):
+    event_id: uuid.UUID
+    url: str
+    updated_at: datetime
+
+
+class WebhookDelivery(BaseModel):
+    """The receiver's final HTTP status for a ping, after at most the allowed redirects."""
+
+    status: int
+    redirects: int

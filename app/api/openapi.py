@@ -1,0 +1,111 @@
+"""The OpenAPI document says what the wire says: every error is ``application/problem+json``.
+
+Why rewrite FastAPI's schema: FastAPI declares each 422 as ``application/json`` with its own
+``HTTPValidationError`` shape and declares no other error at all, while refstack answers every error (its own,
+FastAPI's, and Nginx's 413/429/502/504) as an RFC 9457 problem. A client generated from the schema, and the
+contract fuzzer (tests/security/test_contract_fuzz.py), would then read our answers as violations. So every
+operation's 422 and a ``default`` response name one ``Problem`` schema and the problem media type. Operations
+behind a role guard say so in ``x-required-role``, found by walking the route's dependencies, which is how the
+function-level authorization test (tests/security/test_api5_function_level_authorization.py) finds every
+organizer-only route without a hand-kept list. Built once, on the first request for the schema, and cached.
+See notes/security.md, "Fuzzing the contract" and "Function-level authorization".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import BaseRoute
+
+from app.api.deps import require_organizer
+from app.api.problems import MEDIA_TYPE
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details; ``errors`` lists the fields of a 422.",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": ["string", "null"]},
+        "request_id": {"type": ["string", "null"]},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+ROLE_GUARDS = {require_organizer: "organizer"}
+ROLE_EXTENSION = "x-required-role"
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {MEDIA_TYPE: {"schema": PROBLEM_REF}}}
+
+
+def with_problem_responses(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with every operation's 422, its other bodiless errors and a ``default`` declared as problems."""
+    for path_item in document.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"] = problem_response("The request failed validation (see ``errors``).")
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400 and not response.get("content"):
+                    responses[status] = problem_response(response.get("description") or "An error.")
+            responses["default"] = problem_response("Any other error, as RFC 9457 problem details.")
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = PROBLEM_SCHEMA
+    return document
+
+
+def required_role(dependant: Dependant) -> str | None:
+    """The role a route's dependency tree demands, found by walking it (so the schema cannot drift from code)."""
+    for sub in dependant.dependencies:
+        role = ROLE_GUARDS.get(sub.call) if sub.call is not None else None
+        if role is not None or (role := required_role(sub)) is not None:
+            return role
+    return None
+
+
+def with_required_roles(document: dict[str, Any], routes: list[BaseRoute]) -> dict[str, Any]:
+    """Mark each operation whose dependencies include a role guard with ``x-required-role``.
+
+    ``iter_route_contexts`` is how FastAPI's own schema builder sees included routers: with their full paths."""
+    for route in iter_route_contexts(routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        role = required_role(route.dependant)
+        if role is None:
+            continue
+        for method in route.methods or ():
+            document["paths"][route.path_format][method.lower()][ROLE_EXTENSION] = role
+    return document
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    """Replace ``app.openapi`` with one that declares problem responses (and caches like FastAPI's own)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                openapi_version=app.openapi_version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = with_required_roles(with_problem_responses(document), app.routes)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

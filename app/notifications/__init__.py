@@ -1,0 +1,1 @@
+"""Notifications that leave the service: organizers' webhooks. See notes/security.md, "SSRF"."""

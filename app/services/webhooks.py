@@ -1,0 +1,87 @@
+"""Use cases for an event's notification webhook: set (vetted), read, remove, ping — only by the event's organizer.
+
+Why ownership lives inside each statement: "the event exists and is yours" is a join on
+``event.organizer_id = :caller`` in the same statement that reads or writes the webhook, so no route can forget the
+check and there is no window between checking and writing. Another organizer's event and a missing event look the
+same (``WebhookNotFoundError``, a 404): the webhook is private even though the event is public. The URL is vetted
+by the ``OutboundUrlPolicy`` before it is stored and again, with every redirect, when the sender delivers.
+See notes/security.md, "SSRF", and "Object-level authorization".
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, delete, func, literal, select
+from sqlalchemy.dialects.postgresql import insert
+
+from app.db.models import Event, EventWebhook
+from app.notifications.webhook_sender import Delivery, WebhookSender
+from app.services.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class WebhookRecord:
+    event_id: uuid.UUID
+    url: str
+    updated_at: datetime
+
+
+class WebhookNotFoundError(LookupError):
+    """No such event among the caller's own, or it has no webhook."""
+
+
+def _owned_event(organizer_id: uuid.UUID, event_id: uuid.UUID) -> ColumnElement[bool]:
+    return (Event.id == event_id) & (Event.organizer_id == organizer_id)
+
+
+async def set_webhook(
+    uow: UnitOfWork, sender: WebhookSender, *, organizer_id: uuid.UUID, event_id: uuid.UUID, url: str
+) -> WebhookRecord:
+    """Vet ``url`` (``UrlRefused`` if it may not be called), then store it for the caller's event in one upsert."""
+    vetted = await sender.policy.vet(url)
+    stored = str(vetted.url)
+    values = select(Event.id, literal(stored)).where(_owned_event(organizer_id, event_id))
+    upsert = insert(EventWebhook).from_select(["event_id", "url"], values)
+    statement = upsert.on_conflict_do_update(
+        index_elements=[EventWebhook.event_id], set_={"url": upsert.excluded.url, "updated_at": func.now()}
+    ).returning(EventWebhook.event_id, EventWebhook.url, EventWebhook.updated_at)
+    async with uow:
+        row = (await uow.session.execute(statement)).one_or_none()
+        if row is None:
+            raise WebhookNotFoundError(event_id)
+        await uow.commit()
+    return WebhookRecord(row.event_id, row.url, row.updated_at)
+
+
+async def get_webhook(uow: UnitOfWork, *, organizer_id: uuid.UUID, event_id: uuid.UUID) -> WebhookRecord:
+    query = (
+        select(EventWebhook.event_id, EventWebhook.url, EventWebhook.updated_at)
+        .join(Event, Event.id == EventWebhook.event_id)
+        .where(_owned_event(organizer_id, event_id))
+    )
+    async with uow:
+        row = (await uow.session.execute(query)).one_or_none()
+    if row is None:
+        raise WebhookNotFoundError(event_id)
+    return WebhookRecord(row.event_id, row.url, row.updated_at)
+
+
+async def remove_webhook(uow: UnitOfWork, *, organizer_id: uuid.UUID, event_id: uuid.UUID) -> None:
+    owned = select(Event.id).where(_owned_event(organizer_id, event_id)).scalar_subquery()
+    statement = delete(EventWebhook).where(EventWebhook.event_id == owned).returning(EventWebhook.event_id)
+    async with uow:
+        if (await uow.session.execute(statement)).one_or_none() is None:
+            raise WebhookNotFoundError(event_id)
+        await uow.commit()
+
+
+async def ping_webhook(
+    uow: UnitOfWork, sender: WebhookSender, *, organizer_id: uuid.UUID, event_id: uuid.UUID
+) -> Delivery:
+    """Send a ``ping`` notification to the stored URL, outside any transaction (the receiver may be slow)."""
+    webhook = await get_webhook(uow, organizer_id=organizer_id, event_id=event_id)
+    payload = {"type": "ping", "event_id": str(event_id), "sent_at": datetime.now(UTC).isoformat()}
+    return await sender.deliver(webhook.url, payload)

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # Server-side, per transaction (SET LOCAL): below command_timeout, so the server stops first and says why
     db_lock_timeout_ms: int = Field(default=2000, ge=1)
     db_statement_timeout_ms: int = Field(default=4000, ge=1)
+    # A migration queued behind a long transaction would queue every query behind itself: give up fast, retry later
+    migration_lock_timeout_ms: int = Field(default=3000, ge=1)
     redis_timeout_s: float = Field(default=1.0, gt=0)
     amqp_timeout_s: float = Field(default=2.0, gt=0)
     amqp_reconnect_interval_s: float = Field(default=5.0, gt=0)

@@ -40,9 +40,15 @@ def _run_on(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def run_online(url: str, connect_timeout_s: float) -> None:
-    # No command_timeout here: a migration may legitimately run for minutes (an index build).
-    engine = create_async_engine(url, poolclass=NullPool, connect_args={"timeout": connect_timeout_s})
+async def run_online(url: str, settings: Settings) -> None:
+    """No ``command_timeout``: a migration may legitimately run for minutes (an index build). But a short
+    ``lock_timeout``: an ``ALTER TABLE`` waiting for its lock behind one long transaction makes every later query on
+    that table wait behind *it*, so a stuck migration is a full outage; failing fast and retrying is not."""
+    connect_args = {
+        "timeout": settings.db_connect_timeout_s,
+        "server_settings": {"lock_timeout": f"{settings.migration_lock_timeout_ms}ms"},
+    }
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_on)
@@ -58,7 +64,7 @@ def main() -> None:
     if context.is_offline_mode():
         run_offline(url)
     else:
-        asyncio.run(run_online(url, settings.db_connect_timeout_s))
+        asyncio.run(run_online(url, settings))
 
 
 main()

@@ -13,49 +13,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import statistics
 import time
-import urllib.parse
 from collections import Counter
 from typing import Any
 
 import httpx
 
+from bench.through_nginx import account, health_floor, percentile
 from stack.native.layout import Layout
 from stack.native.stack import NativeStack
 from stack.native.web import UNTHROTTLED
-
-PASSWORD = "bench horse battery staple"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def account(client: httpx.AsyncClient, stack: NativeStack, *, organizer: bool = False) -> dict[str, str]:
-    email = f"bench-{secrets.token_hex(6)}@example.com"
-    created = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-    created.raise_for_status()
-    if organizer:
-        stack.primary.sql(f"update app_user set role = 'organizer' where id = '{created.json()['id']}'", "refstack")
-    form = urllib.parse.urlencode({"username": email, "password": PASSWORD})
-    token = await client.post(
-        "/api/v1/auth/token", content=form, headers={"Content-Type": "application/x-www-form-urlencoded"}
-    )
-    token.raise_for_status()
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
 async def storm(stack: NativeStack, attempts: int, seats: int, in_flight: int) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
     async with httpx.AsyncClient(base_url=stack.nginx.url, timeout=30, limits=limits) as client:
-        floor = []
-        for _ in range(200):
-            began = time.perf_counter()
-            (await client.get("/health/live")).raise_for_status()
-            floor.append(time.perf_counter() - began)
+        floor = await health_floor(client)
         organizer = await account(client, stack, organizer=True)
         body = {
             "title": "Bench",

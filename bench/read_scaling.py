@@ -28,7 +28,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.catalogue import city, load_events
-from bench.holds import account, percentile
+from bench.through_nginx import account, health_floor, percentile
 from stack.native.layout import Layout
 from stack.native.stack import NativeStack
 from stack.native.web import UNTHROTTLED
@@ -119,12 +119,7 @@ async def run(stack: NativeStack, seconds: float, in_flight: int) -> None:
         await conn.close()
     limits = httpx.Limits(max_connections=in_flight + 4, max_keepalive_connections=in_flight + 4)
     async with httpx.AsyncClient(base_url=stack.nginx.url, timeout=30, limits=limits) as client:
-        floor = []
-        for _ in range(200):
-            began = time.perf_counter()
-            (await client.get("/health/live")).raise_for_status()
-            floor.append(time.perf_counter() - began)
-        floor_p50 = statistics.median(floor)
+        floor_p50 = statistics.median(await health_floor(client))
         organizer = await account(client, stack, organizer=True)
         target = Target(client, f"{stack.app.url}/metrics", prefix, in_flight, organizer)
 

@@ -75,14 +75,15 @@ def compose_command() -> list[str]:
     return ["docker", "compose"] if probe.returncode == 0 else ["docker-compose"]
 
 
-def command_up(free_ports: bool) -> None:
+def command_up(free_ports: bool, through_pgbouncer: bool = False) -> None:
     if choose_provider() == "docker":
         print("a Docker engine answers (REFSTACK_PROVIDER): running the stack with docker compose")
         sys.exit(subprocess.call([*compose_command(), "-f", str(REPO / "docker-compose.yml"), "up", "--build"]))
     reap_orphans()
     if not free_ports and POINTER.exists():
         fail_usage("a stack is already recorded here; run `make down` first")
-    stack = NativeStack(Layout.create(fixed=not free_ports))
+    pooled = {"REFSTACK_DB_TRANSACTION_POOLER": "true"} if through_pgbouncer else None
+    stack = NativeStack(Layout.create(fixed=not free_ports), app_settings=pooled)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
@@ -144,6 +145,11 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start everything in the foreground (Ctrl-C stops all)")
     up.add_argument("--free-ports", action="store_true", help="free ports instead of the fixed ones (beside `make up`)")
+    up.add_argument(
+        "--through-pgbouncer",
+        action="store_true",
+        help="the app reaches the primary through PgBouncer in transaction mode (notes/db_scaling.md, Pooling)",
+    )
     commands.add_parser("status", help="show every service, its PIDs and URL")
     commands.add_parser("down", help="stop the stack started with `up`")
     fault = commands.add_parser("fault", help="break a running service: fault SERVICE VERB [MS]")
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            command_up(args.free_ports)
+            command_up(args.free_ports, args.through_pgbouncer)
         elif args.command == "status":
             command_status(args.state)
         elif args.command == "down":

@@ -62,10 +62,10 @@ def test_fault_from_another_process_and_restore(stack: NativeStack) -> None:
     assert all(" up " in line for line in status_lines)
 
 
-def start_up_in_foreground() -> tuple[subprocess.Popen[str], Path, list[int]]:
+def start_up_in_foreground(*options: str) -> tuple[subprocess.Popen[str], Path, list[int]]:
     """``python -m stack up --free-ports`` until it says it is up: the process, its folder, its recorded PIDs."""
     up = subprocess.Popen(
-        [sys.executable, "-m", "stack", "up", "--free-ports"],
+        [sys.executable, "-m", "stack", "up", "--free-ports", *options],
         cwd=REPO,
         text=True,
         stdout=subprocess.PIPE,
@@ -90,10 +90,16 @@ def start_up_in_foreground() -> tuple[subprocess.Popen[str], Path, list[int]]:
 
 @pytest.mark.slow
 def test_up_in_the_foreground_stops_everything_on_ctrl_c(stack: NativeStack) -> None:
-    up, base, pids = start_up_in_foreground()
+    up, base, pids = start_up_in_foreground("--through-pgbouncer")
     assert len(pids) == 10  # eight services, epmd and the fault proxy
     assert up.stdout is not None
     with up.stdout:
+        pooler = NativeStack.from_state(base / "state.json").pgbouncer
+        wait_for(
+            lambda: any(client["database"] == "refstack" for client in pooler.admin("SHOW CLIENTS")),
+            timeout_s=20,
+            what="the app's readiness pings arriving through PgBouncer (--through-pgbouncer)",
+        )
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0
         assert "stopped" in up.stdout.read()

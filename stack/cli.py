@@ -60,7 +60,7 @@ def check_fault(service: str, verb: str, arg: str | None) -> None:
 def apply_fault(stack: NativeStack, service: str, verb: str, arg: str | None) -> None:
     svc: Any = stack[service]
     actions = {"lag": "pause_replay", "unlag": "resume_replay"}
-    method = getattr(svc, actions.get(verb, verb))
+    method: Any = stack.fail_over if verb == "promote" else getattr(svc, actions.get(verb, verb))
     if verb == "slow":
         method(int(arg or 0))
     else:

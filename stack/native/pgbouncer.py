@@ -5,6 +5,7 @@ backends serve many client connections; that is the whole point, and also why se
 statements, plain ``SET``, advisory locks, ``LISTEN``) breaks behind it. Its server side goes to the primary's
 real port, not through the primary's fault proxy: a pooler is deployed beside its database, and the hop that
 fails in practice is app → pooler, which this service's own proxy route covers (``slow``/``cut`` work on it).
+A failover therefore re-points it (``repoint``: rewrite ``[databases]``, ``RELOAD``), as an operator would.
 PgBouncer refuses to run as root, so as root it runs as ``postgres``, like the databases. Readiness is a protocol
 answer: the ``N`` PgBouncer gives to an SSLRequest. ``admin`` runs ``SHOW ...`` on its console for tests.
 See notes/db_scaling.md ("Pooling: PgBouncer in transaction mode").
@@ -85,6 +86,10 @@ class PgBouncer(NativeService):
             raise StackError("pgbouncer is not installed: run `bash stack/install-debian-packages.sh` as root")
         userlist = self.dir / "userlist.txt"
         userlist.write_text(f'"{APP_USER}" "{APP_PASSWORD}"\n"{ADMIN_USER}" "{ADMIN_PASSWORD}"\n')
+        self._write_config()
+
+    def _write_config(self) -> None:
+        userlist = self.dir / "userlist.txt"
         self.config_path.write_text(
             CONFIG.format(
                 database=DATABASE,
@@ -101,6 +106,13 @@ class PgBouncer(NativeService):
             for path in (userlist, self.config_path):
                 shutil.chown(path, self.os_user, self.os_user)
                 path.chmod(0o600)
+
+    def repoint(self, server_port: int) -> None:
+        """After a failover: send new server connections to ``server_port`` (rewrite ``[databases]``, ``RELOAD``).
+        Connections to the old server are dead already; clients keep their connections to PgBouncer."""
+        self.server_port = server_port
+        self._write_config()
+        self.admin("RELOAD")
 
     def _ready(self) -> bool:
         return exchange(self.port, SSL_REQUEST) == b"N"

@@ -151,6 +151,12 @@ class NativeStack:
     def _start_fault_proxy(self) -> None:
         start_fault_proxy(self.fault_proxy, self.layout.ports["control"])
 
+    def fail_over(self) -> None:
+        """Promote the replica (refused while the primary runs) and move every address that named the primary: the
+        app's, by the fault proxy's retarget, and PgBouncer's server side. See notes/db_scaling.md, "Failover"."""
+        self.replica.promote()
+        self.pgbouncer.repoint(self.replica.port)
+
     def migrate(self) -> None:
         """``alembic upgrade head`` against the primary directly, before the app starts (never inside it)."""
         self._run_step("migrations", ["-m", "alembic", "upgrade", "head"])

@@ -71,7 +71,7 @@ def count_on(node: PostgresPrimary | PostgresReplica, ids: list[str]) -> int:
     return int(node.sql(f"SELECT count(*) FROM event WHERE id IN ({listed})", database="refstack"))
 
 
-def test_promoted_replica_takes_the_writes_and_keeps_every_acknowledged_one(own_stack: NativeStack) -> None:
+async def test_promoted_replica_takes_the_writes_and_keeps_every_acknowledged_one(own_stack: NativeStack) -> None:
     organizer = new_user(own_stack, organizer=True, label="failover")
     acknowledged = []
     for _ in range(ACKNOWLEDGED):
@@ -95,6 +95,12 @@ def test_promoted_replica_takes_the_writes_and_keeps_every_acknowledged_one(own_
     assert count_on(own_stack.replica, [str(event_id) for event_id in acknowledged]) == ACKNOWLEDGED
     status, _, event = call(own_stack, "GET", f"/api/v1/events/{after}")
     assert (status, event["id"]) == (200, after)
+    # The pooler was re-pointed too: through PgBouncer, the writable new primary.
+    pooled = await asyncpg.connect(own_stack.pgbouncer.url, statement_cache_size=0)
+    try:
+        assert await pooled.fetchval("SELECT pg_is_in_recovery()") is False
+    finally:
+        await pooled.close()
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ async def test_a_migration_queued_behind_a_long_transaction_gives_up_instead_of_
     ``event``. Behind a transaction that keeps writing there, it must fail within its ``lock_timeout`` (and leave
     nothing half-done: Alembic runs in one transaction), then succeed once the writer is gone."""
     with private_database(stack, "migrate") as dsn:
-        assert alembic(dsn, "downgrade", "-1", lock_timeout_ms=3000).returncode == 0
+        assert alembic(dsn, "downgrade", "0003", lock_timeout_ms=3000).returncode == 0  # before event_webhook
         writer = await asyncpg.connect(dsn)
         try:
             async with writer.transaction():

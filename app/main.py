@@ -34,22 +34,28 @@ from app.observability.access import AccessLogMiddleware
 from app.observability.logging import configure_logging
 from app.observability.metrics import (
     BreakerMetrics,
+    ReconcilerMetrics,
     ReplicaMetrics,
     build_breaker_metrics,
     build_http_metrics,
+    build_reconciler_metrics,
     build_replica_metrics,
     exposition_registry,
 )
 from app.observability.request_id import RequestIdMiddleware
 from app.payments.client import open_payments_client
 from app.security.passwords import PasswordHasher
+from app.services.reconciler import PaymentReconciler
 from app.services.sweeper import HoldSweeper
 from app.settings import Settings
 from app.state import AppState
 
 
 def build_lifespan(
-    settings: Settings, replica_metrics: ReplicaMetrics, breaker_metrics: BreakerMetrics
+    settings: Settings,
+    replica_metrics: ReplicaMetrics,
+    breaker_metrics: BreakerMetrics,
+    reconciler_metrics: ReconcilerMetrics,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
     """Open pools and clients, none of which needs its server up yet; close them in reverse order."""
 
@@ -78,6 +84,15 @@ def build_lifespan(
             payments.breaker.watch(breaker_metrics.transition)
             breaker_metrics.state.labels(breaker=payments.breaker.name).set(0.0)
             resources.push_async_callback(payments.aclose)
+            if settings.reconciler_enabled:  # stopped before the payments client it asks is closed
+                reconciler = PaymentReconciler(
+                    engines.primary,
+                    payments,
+                    grace_s=settings.reconciler_grace_s,
+                    batch=settings.reconciler_batch,
+                    metrics=reconciler_metrics,
+                )
+                await resources.enter_async_context(reconciler.running(settings.reconciler_interval_s))
             webhooks = open_webhook_sender(settings)
             resources.push_async_callback(webhooks.aclose)
             yield AppState(
@@ -101,11 +116,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     http_metrics = build_http_metrics(registry)
     replica_metrics = build_replica_metrics(registry)
     breaker_metrics = build_breaker_metrics(registry)
+    reconciler_metrics = build_reconciler_metrics(registry)
 
     app = FastAPI(
         title="refstack",
         version="0.1.0",
-        lifespan=build_lifespan(settings, replica_metrics, breaker_metrics),
+        lifespan=build_lifespan(settings, replica_metrics, breaker_metrics, reconciler_metrics),
         docs_url=None,  # install_offline_docs serves /docs from local files; ReDoc would load from a CDN
         redoc_url=None,
     )

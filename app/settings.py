@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     sweeper_enabled: bool = True  # each app worker runs one HoldSweeper; off for HTTP-only unit tests
     sweeper_interval_s: float = Field(default=1.0, gt=0)
     sweeper_batch: int = Field(default=500, ge=1)
+    # PaymentReconciler (see notes/fault_tolerance.md, "Reconciling unknown outcomes"): settles `paying` holds whose
+    # user never retried, asking the provider by key once the attempt is older than the grace period
+    reconciler_enabled: bool = True
+    reconciler_interval_s: float = Field(default=5.0, gt=0)
+    reconciler_batch: int = Field(default=100, ge=1, le=10_000)
+    reconciler_grace_s: float = Field(default=60.0, gt=0)
 
     # ReplicaRouter (see notes/db_scaling.md, "ReplicaRouter"): every probe it makes is bounded by the check timeout
     replica_check_interval_s: float = Field(default=0.5, gt=0)
@@ -119,6 +125,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "need REFSTACK_DB_LOCK_TIMEOUT_MS <= REFSTACK_DB_STATEMENT_TIMEOUT_MS"
                 " < REFSTACK_DB_COMMAND_TIMEOUT_S * 1000"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def reconcile_only_after_every_attempt_has_ended(self) -> Settings:
+        """A booking's charge ends within the payments deadline (retries included) and its claim and record are
+        one bounded statement round each; reconciling sooner could give back a hold whose charge is still being
+        made, and the booking would then find its hold gone after the customer paid."""
+        attempt_s = self.payments_deadline_s + 2 * self.db_command_timeout_s
+        if self.reconciler_grace_s <= attempt_s:
+            raise ValueError(
+                "REFSTACK_RECONCILER_GRACE_S must exceed payments_deadline_s + 2 * db_command_timeout_s"
+                f" ({attempt_s} s)"
             )
         return self
 

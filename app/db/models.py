@@ -75,6 +75,7 @@ class Hold(Base):
         CheckConstraint("status in ('active', 'paying', 'booked', 'expired', 'released')", name="status"),
         Index("ix_hold_active_expires_at", "expires_at", postgresql_where=text("status = 'active'")),
         Index("ix_hold_user_id_status", "user_id", "status"),
+        Index("ix_hold_paying_since", "paying_since", postgresql_where=text("status = 'paying'")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=NEW_UUID)
@@ -83,6 +84,10 @@ class Hold(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="active")
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The latest payment attempt, for reconciling an unknown outcome (notes/fault_tolerance.md): the provider
+    # idempotency key (a card hash, never the card) and when the attempt began; null outside an attempt.
+    payment_key: Mapped[str | None] = mapped_column(String(255))
+    paying_since: Mapped[datetime | None]
 
 
 class Seat(Base):

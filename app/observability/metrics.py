@@ -128,6 +128,29 @@ def build_breaker_metrics(registry: CollectorRegistry) -> BreakerMetrics:
     )
 
 
+@dataclass(frozen=True)
+class ReconcilerMetrics:
+    """Stuck ``paying`` holds settled by the PaymentReconciler, by outcome: booked, released, unknown (left for
+    the next round) and superseded (the hold moved on meanwhile). See notes/fault_tolerance.md, "Reconciling
+    unknown outcomes"."""
+
+    settled: Counter
+
+    def observe(self, outcome: str) -> None:
+        self.settled.labels(outcome=outcome).inc()
+
+
+def build_reconciler_metrics(registry: CollectorRegistry) -> ReconcilerMetrics:
+    return ReconcilerMetrics(
+        settled=Counter(
+            "payment_reconciliations",
+            "Paying holds the reconciler asked the provider about, by outcome.",
+            ["outcome"],
+            registry=registry,
+        ),
+    )
+
+
 def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
     """What ``/metrics`` renders: the app's own registry, or the sum of every worker's files when multiprocess."""
     directory = os.environ.get(MULTIPROC_ENV)

@@ -43,3 +43,12 @@ class ProviderCharge(BaseModel):
             and self.amount_cents == request.amount_cents
             and self.currency.upper() == request.currency
         )
+
+
+class ProviderNotFound(BaseModel):
+    """The provider's RFC 9457 "no such charge" (404) to a lookup by idempotency key; anything else is no answer."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    status: Literal[404]
+    title: str = Field(max_length=200)

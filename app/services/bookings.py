@@ -12,8 +12,10 @@ When the charge did not happen for sure (declined, the breaker refused before se
 request) the hold goes back to ``active``. When the outcome is *unknown* (attempts were sent and timed out or
 failed), the hold stays ``paying``: money may have moved. A retry for the same hold re-enters ``paying`` and asks
 the provider again with the same key, which returns the charge if it happened and makes it if not — so the
-user can always finish, and is charged at most once. See notes/fault_tolerance.md, "Idempotency keys", and
-notes/postgres.md, "Contention".
+user can always finish, and is charged at most once. The claim records the key and when the attempt began
+(``payment_key``, ``paying_since``), so a hold whose user never retries is settled by the ``PaymentReconciler``.
+See notes/fault_tolerance.md, "Idempotency keys" and "Reconciling unknown outcomes", and notes/postgres.md,
+"Contention".
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from app.payments.outcomes import PaymentRequestRejected, PaymentUnavailable
 from app.services.unit_of_work import QUIET, UnitOfWork
 
 CURRENCY = "EUR"
+NO_PAYMENT_ATTEMPT: dict[str, None] = {"payment_key": None, "paying_since": None}
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,14 @@ class ClaimedHold:
 async def book_hold(
     uow: UnitOfWork, payments: PaymentsClient, *, user_id: uuid.UUID, hold_id: uuid.UUID, card_token: str, now: datetime
 ) -> BookingRecord:
-    claimed = await _claim_for_payment(uow, user_id=user_id, hold_id=hold_id, now=now)
+    key = provider_key(hold_id, card_token)
+    claimed = await _claim_for_payment(uow, user_id=user_id, hold_id=hold_id, payment_key=key, now=now)
     try:
         result = await payments.charge(
             amount_cents=claimed.amount_cents,
             currency=CURRENCY,
             card_token=card_token,
-            idempotency_key=provider_key(hold_id, card_token),
+            idempotency_key=key,
             description=f"refstack booking of hold {hold_id}",
         )
     except PaymentUnavailable as error:
@@ -95,18 +99,23 @@ async def book_hold(
     if not result.succeeded:
         await _give_back(uow, hold_id)
         raise PaymentDeclinedError(result.decline_code)
-    return await _record_booking(uow, user_id=user_id, hold_id=hold_id, claimed=claimed, payment_id=result.charge_id)
+    return await record_booking(uow, user_id=user_id, hold_id=hold_id, claimed=claimed, payment_id=result.charge_id)
 
 
-async def _claim_for_payment(uow: UnitOfWork, *, user_id: uuid.UUID, hold_id: uuid.UUID, now: datetime) -> ClaimedHold:
-    """``active → paying`` (or ``paying`` again after an unknown outcome) in one conditional statement."""
+async def _claim_for_payment(
+    uow: UnitOfWork, *, user_id: uuid.UUID, hold_id: uuid.UUID, payment_key: str, now: datetime
+) -> ClaimedHold:
+    """``active → paying`` (or ``paying`` again after an unknown outcome) in one conditional statement.
+
+    ``paying_since`` is the database's clock, the one the reconciler's grace period is measured on; a retry moves
+    it forward, so a hold whose user is still trying is never reconciled under them."""
     async with uow:
         session = uow.session
         claimable = or_(and_(Hold.status == HoldStatus.ACTIVE, Hold.expires_at > now), Hold.status == HoldStatus.PAYING)
         event_id = await session.scalar(
             update(Hold)
             .where(Hold.id == hold_id, Hold.user_id == user_id, claimable)
-            .values(status=HoldStatus.PAYING)
+            .values(status=HoldStatus.PAYING, payment_key=payment_key, paying_since=func.now())
             .returning(Hold.event_id)
             .execution_options(**QUIET)
         )
@@ -132,15 +141,18 @@ async def _give_back(uow: UnitOfWork, hold_id: uuid.UUID) -> None:
         await uow.session.execute(
             update(Hold)
             .where(Hold.id == hold_id, Hold.status == HoldStatus.PAYING)
-            .values(status=HoldStatus.ACTIVE)
+            .values(status=HoldStatus.ACTIVE, **NO_PAYMENT_ATTEMPT)
             .execution_options(**QUIET)
         )
         await uow.commit()
 
 
-async def _record_booking(
+async def record_booking(
     uow: UnitOfWork, *, user_id: uuid.UUID, hold_id: uuid.UUID, claimed: ClaimedHold, payment_id: str
 ) -> BookingRecord:
+    """``paying → booked``, seats sold, the booking inserted: step 3 of a booking, and the reconciler's "charged".
+
+    Only one caller can move the hold out of ``paying``; the others get ``HoldNotBookableError("booked")``."""
     async with uow:
         session = uow.session
         booked = await session.scalar(

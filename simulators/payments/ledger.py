@@ -42,6 +42,11 @@ class Ledger:
     def charge(self, charge_id: str) -> Charge | None:
         return self._charges.get(charge_id)
 
+    def charge_for_key(self, idempotency_key: str) -> Charge | None:
+        """The charge recorded under the key (declined ones too); None while none is, even mid-request."""
+        first = self._answers.get(idempotency_key)
+        return None if first is None else self._charges.get(str(first.reply.body["id"]))
+
     def charges(self) -> list[Charge]:
         return list(self._charges.values())
 

@@ -34,6 +34,7 @@ class Counters:
     errors_injected: int = 0
     timeouts_injected: int = 0
     replays: int = 0
+    lookups: int = 0  # GET /v1/charges?idempotency_key=…, found or not
 
 
 class Simulation:

@@ -411,3 +411,51 @@ async def test_a_malformed_reply_is_unavailable_after_one_attempt_not_a_crash(
     assert unavailable.value.reason.startswith("MalformedReply")
     assert provider.requests == 1
     assert payments.breaker.fail_counter == 1
+
+
+async def test_a_charge_is_found_by_its_key_and_an_unused_key_finds_none(
+    payments: PaymentsClient, sim: httpx.AsyncClient
+) -> None:
+    key = new_key()
+    made = await charge(payments, key)
+
+    found = await payments.find_charge(key)
+
+    assert found is not None
+    assert (found.id, found.status, found.amount_cents, found.currency) == (made.charge_id, "succeeded", 4200, "EUR")
+    assert await payments.find_charge(new_key()) is None
+    assert (await stats(sim))["lookups"] == 2
+    assert len(await charges_for(sim, key)) == 1  # looking up never charges
+
+
+async def test_a_404_that_is_not_the_providers_no_such_charge_is_no_answer(
+    make_client: Callable[..., PaymentsClient], simulator_url: str, sim: httpx.AsyncClient
+) -> None:
+    """A misrouted lookup (here: a wrong base path, answered by the framework's plain 404) must not read as
+    "not charged", or the reconciler would give back seats somebody paid for."""
+    payments = make_client(f"{simulator_url}/elsewhere")
+    with pytest.raises(PaymentUnavailable) as unavailable:
+        await payments.find_charge(new_key())
+
+    assert unavailable.value.reason.startswith("MalformedReply")
+    assert unavailable.value.attempts == 1
+
+
+async def test_a_lookup_is_retried_and_bounded_like_a_charge_but_never_touches_the_breaker(
+    make_client: Callable[..., PaymentsClient], sim: httpx.AsyncClient
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: every attempt is refused at once
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    down = make_client(f"http://127.0.0.1:{closed}")
+    started = time.monotonic()
+    with pytest.raises(PaymentUnavailable) as unavailable:
+        await down.find_charge(new_key())
+    assert unavailable.value.attempts == MAX_ATTEMPTS
+    assert time.monotonic() - started < DEADLINE_S + 0.5
+    assert down.breaker.fail_counter == 0
+
+    payments = make_client()
+    await trip_the_breaker(payments, sim)
+    assert await payments.find_charge(new_key()) is None  # an open circuit refuses charges, not lookups
+    assert payments.breaker.state == "open"

@@ -72,6 +72,7 @@ def unreachable_settings(**overrides: object) -> Settings:
         "health_check_timeout_s": CHECK_TIMEOUT_S,
         "max_body_bytes": MAX_BODY,
         "sweeper_enabled": False,  # these tests are about the HTTP layer; the sweeper has its own
+        "reconciler_enabled": False,  # and so has the payment reconciler
     }
     return Settings.model_validate(values | overrides)
 

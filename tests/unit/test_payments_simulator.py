@@ -91,6 +91,7 @@ async def test_a_charge_succeeds_and_can_be_read_back(sim: httpx.AsyncClient) ->
         "errors_injected": 0,
         "timeouts_injected": 0,
         "replays": 0,
+        "lookups": 0,
     }
 
 
@@ -100,6 +101,39 @@ async def test_reading_an_unknown_charge_is_a_404_problem(sim: httpx.AsyncClient
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == 404
+
+
+async def test_a_charge_is_found_by_its_idempotency_key_and_an_unknown_key_is_a_404_problem(
+    sim: httpx.AsyncClient,
+) -> None:
+    await program(sim, declined_cards=["tok_stolen"])
+    made = (await charge(sim, "key-found")).json()
+    declined = (await charge(sim, "key-declined-found", {**CHARGE, "card_token": "tok_stolen"})).json()
+
+    found = await sim.get("/v1/charges", params={"idempotency_key": "key-found"})
+    found_declined = await sim.get("/v1/charges", params={"idempotency_key": "key-declined-found"})
+    missing = await sim.get("/v1/charges", params={"idempotency_key": "key-never-used"})
+
+    assert (found.status_code, found.json()) == (200, made)
+    assert (found_declined.status_code, found_declined.json()) == (200, declined)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["status"] == 404
+    assert (await sim.get("/v1/charges")).status_code == 422
+    assert (await stats(sim))["lookups"] == 3
+
+
+async def test_a_charge_still_hanging_is_not_found_until_it_is_recorded(sim: httpx.AsyncClient) -> None:
+    """What makes a lookup racy: the provider finishes a request its client gave up on after the lookup."""
+    await program(sim, timeout_rate=1.0, hang_s=0.3)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(charge(sim, "key-late"), timeout=0.05)
+    assert (await sim.get("/v1/charges", params={"idempotency_key": "key-late"})).status_code == 404
+
+    async def found() -> bool:
+        return (await sim.get("/v1/charges", params={"idempotency_key": "key-late"})).status_code == 200
+
+    await wait_until(found, "the abandoned charge to be found by its key")
 
 
 async def test_a_declined_card_is_a_402_that_replays_as_a_402(sim: httpx.AsyncClient) -> None:

@@ -1,0 +1,375 @@
+"""The PaymentReconciler against the session stack's primary and the payment-provider simulator (the one fake).
+
+Each test leaves a hold ``paying`` with an unknown outcome the way a booking does (``book_hold`` against the real
+simulator, programmed to garble its reply after charging or to fail every attempt without charging), then stands
+in for the passing of time by moving the hold's ``paying_since`` back past the grace period, and runs a reconciler
+with its own engine and payments client. Outcomes are read where they happen: the ledger of charges, the rows, and
+``GET /me/bookings`` through Nginx. Other tests may leave ``paying`` holds behind, so assertions are about this
+test's holds. The two race tests interleave a reconciler and the user's retry deterministically: the retry's
+charge is slowed at the provider, and the reconciler acts once the retry's claim has committed.
+See notes/fault_tolerance.md, "Reconciling unknown outcomes".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from structlog.testing import capture_logs
+
+from app.observability.metrics import build_reconciler_metrics
+from app.payments.client import PaymentsClient, open_payments_client
+from app.payments.outcomes import PaymentUnavailable
+from app.services.bookings import book_hold, provider_key
+from app.services.reconciler import PayingHold, PaymentReconciler, Reconciled
+from app.services.unit_of_work import UnitOfWork
+from app.settings import Settings
+from stack.native.stack import NativeStack
+from tests.api_users import ApiUser, call, new_user
+from tests.fault_injector import FaultInjector
+from tests.integration.test_bookings_api import charges, held, program, simulator, sql
+from tests.private_database import sqlalchemy_url
+from tests.probes import http, wait_for
+
+__all__ = ["simulator"]  # the fixture, shared with the bookings tests
+
+CARD = "tok_demo"  # the API's default card, so a retry through the API uses the same provider key
+GRACE_S = 10.0
+PAST_GRACE = "interval '20 seconds'"  # past this reconciler's grace, well inside the app's own (60 s by default)
+
+
+@pytest.fixture(scope="module")
+def organizer(stack: NativeStack) -> ApiUser:
+    return new_user(stack, organizer=True, label="reconcile-organizer")
+
+
+@pytest.fixture
+def buyer(stack: NativeStack) -> ApiUser:
+    return new_user(stack, label="reconcile-buyer")
+
+
+@pytest.fixture
+async def engine(stack: NativeStack) -> AsyncIterator[AsyncEngine]:
+    made = create_async_engine(sqlalchemy_url(stack.primary.direct_url), pool_size=2, max_overflow=0)
+    try:
+        yield made
+    finally:
+        await made.dispose()
+
+
+@pytest.fixture
+async def payments(stack: NativeStack) -> AsyncIterator[PaymentsClient]:
+    """Through the fault proxy (so a test can cut it), with the test stack's payment timeouts and its own breaker."""
+    settings = Settings(
+        payments_url=stack.payments.url,
+        payments_timeout_s=0.5,
+        payments_max_attempts=3,
+        payments_backoff_base_s=0.05,
+        payments_backoff_max_s=0.2,
+        payments_deadline_s=2.0,
+    )
+    client = open_payments_client(settings)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def reconciler(engine: AsyncEngine, payments: PaymentsClient) -> PaymentReconciler:
+    metrics = build_reconciler_metrics(CollectorRegistry())
+    return PaymentReconciler(engine, payments, grace_s=GRACE_S, batch=1000, metrics=metrics)
+
+
+async def unknown_outcome(engine: AsyncEngine, payments: PaymentsClient, buyer: ApiUser, hold_id: str) -> None:
+    """Pay for the hold as the API does and see the charge end with an unknown outcome (the hold stays paying)."""
+    with pytest.raises(PaymentUnavailable) as unavailable:
+        await book_hold(
+            UnitOfWork(engine),
+            payments,
+            user_id=uuid.UUID(buyer.id),
+            hold_id=uuid.UUID(hold_id),
+            card_token=CARD,
+            now=datetime.now(UTC),
+        )
+    assert unavailable.value.outcome_unknown
+
+
+def stuck(stack: NativeStack, hold_id: str) -> None:
+    """Time passes: the payment attempt started longer ago than the reconciler's grace period."""
+    sql(stack, f"update hold set paying_since = now() - {PAST_GRACE} where id = '{hold_id}'")
+
+
+def hold_row(stack: NativeStack, hold_id: str) -> str:
+    return sql(stack, f"select status, payment_key is not null from hold where id = '{hold_id}'")
+
+
+def seat_statuses(stack: NativeStack, hold: dict[str, Any]) -> list[str]:
+    seat_list = ",".join(f"'{s}'" for s in hold["seat_ids"])
+    return sql(stack, f"select status from seat where id in ({seat_list}) order by id").split()
+
+
+def bookings_of(stack: NativeStack, hold_id: str) -> int:
+    return int(sql(stack, f"select count(*) from booking where hold_id = '{hold_id}'"))
+
+
+def mine(holds: list[PayingHold], hold_id: str) -> PayingHold:
+    return next(hold for hold in holds if str(hold.id) == hold_id)
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.005)  # sleep-ok: poll interval under the deadline
+
+
+async def retry_claimed(engine: AsyncEngine, hold: PayingHold) -> bool:
+    """The user's retry has re-claimed the hold: it is ``paying`` under a newer attempt than the lease."""
+    async with engine.connect() as conn:
+        since = (
+            await conn.execute(
+                text("select paying_since from hold where id = :id and status = 'paying'"), {"id": hold.id}
+            )
+        ).scalar()
+    return since is not None and since > hold.leased_at
+
+
+async def test_a_claim_records_the_provider_key_and_when_the_attempt_started_never_the_card(
+    stack: NativeStack,
+    organizer: ApiUser,
+    buyer: ApiUser,
+    simulator: str,
+    engine: AsyncEngine,
+    payments: PaymentsClient,
+) -> None:
+    hold = held(stack, organizer, buyer)
+    program(simulator, garble="not_json")
+    await unknown_outcome(engine, payments, buyer, hold["id"])
+    key, age_s = sql(
+        stack, f"select payment_key, extract(epoch from now() - paying_since) from hold where id = '{hold['id']}'"
+    ).split("|")
+    assert key == provider_key(uuid.UUID(hold["id"]), CARD)
+    assert CARD not in key
+    assert 0 <= float(age_s) < 10
+
+
+async def test_the_provider_did_charge_so_the_reconciler_books_the_hold(
+    stack: NativeStack,
+    organizer: ApiUser,
+    buyer: ApiUser,
+    simulator: str,
+    engine: AsyncEngine,
+    payments: PaymentsClient,
+    reconciler: PaymentReconciler,
+) -> None:
+    hold = held(stack, organizer, buyer)
+    program(simulator, garble="not_json")  # the charge is made, its reply is garbage: outcome unknown
+    await unknown_outcome(engine, payments, buyer, hold["id"])
+    program(simulator)
+    [charge] = charges(simulator, hold["id"])
+    await reconciler.reconcile_once()
+    assert hold_row(stack, hold["id"]) == "paying|t"  # inside the grace period: not asked about, not touched
+
+    stuck(stack, hold["id"])
+    outcomes = await reconciler.reconcile_once()
+
+    assert outcomes[Reconciled.BOOKED] >= 1
+    assert hold_row(stack, hold["id"]) == "booked|t"
+    assert seat_statuses(stack, hold) == ["sold", "sold"]
+    assert sql(stack, f"select payment_id, amount_cents from booking where hold_id = '{hold['id']}'") == (
+        f"{charge['id']}|5000"
+    )
+    assert charges(simulator, hold["id"]) == [charge]  # asked, never charged again
+
+    def listed() -> list[dict[str, Any]]:
+        page = call(stack, "GET", "/api/v1/me/bookings", user=buyer)[2]
+        return list(page["items"])
+
+    [booking] = wait_for(listed, timeout_s=10, what="the reconciled booking in GET /me/bookings")
+    assert sorted(booking["seat_ids"]) == sorted(hold["seat_ids"])
+    assert (booking["status"], booking["amount_cents"]) == ("confirmed", 5000)
+    await reconciler.reconcile_once()
+    assert bookings_of(stack, hold["id"]) == 1  # a booked hold is never taken again
+
+
+async def test_the_provider_did_not_charge_so_the_hold_is_given_back_and_expired_seats_return_to_the_sale(
+    stack: NativeStack,
+    organizer: ApiUser,
+    buyer: ApiUser,
+    simulator: str,
+    engine: AsyncEngine,
+    payments: PaymentsClient,
+    reconciler: PaymentReconciler,
+) -> None:
+    lasting, expired = held(stack, organizer, buyer), held(stack, organizer, buyer)
+    for hold in (lasting, expired):
+        program(simulator, fail_next=3)  # every attempt is sent and fails: unknown to us, nothing charged
+        await unknown_outcome(engine, payments, buyer, hold["id"])
+        stuck(stack, hold["id"])
+    sql(stack, f"update hold set expires_at = now() - interval '1 second' where id = '{expired['id']}'")
+
+    outcomes = await reconciler.reconcile_once()
+
+    assert outcomes[Reconciled.RELEASED] >= 2
+    assert hold_row(stack, lasting["id"]) == "active|f"  # the user's again until it expires, like after a decline
+    wait_for(
+        lambda: hold_row(stack, expired["id"]) == "expired|f",
+        timeout_s=10,
+        what="the app's sweeper to expire the given-back hold",
+    )
+    assert seat_statuses(stack, expired) == ["available", "available"]
+    assert [bookings_of(stack, h["id"]) for h in (lasting, expired)] == [0, 0]
+    assert charges(simulator, lasting["id"]) == charges(simulator, expired["id"]) == []
+    status, _, body = call(stack, "POST", "/api/v1/bookings", user=buyer, body={"hold_id": lasting["id"]})
+    assert status == 201, body  # a hold given back while it lasts can still be paid for
+
+
+@pytest.mark.fault
+async def test_a_provider_down_during_reconciliation_changes_nothing_and_the_next_round_settles_it(
+    stack: NativeStack,
+    organizer: ApiUser,
+    buyer: ApiUser,
+    simulator: str,
+    engine: AsyncEngine,
+    payments: PaymentsClient,
+    reconciler: PaymentReconciler,
+    fault: FaultInjector,
+) -> None:
+    hold = held(stack, organizer, buyer)
+    program(simulator, garble="not_json")
+    await unknown_outcome(engine, payments, buyer, hold["id"])
+    program(simulator)
+    stuck(stack, hold["id"])
+    fault("payments", "cut")
+
+    assert await reconciler.reconcile_once() == {Reconciled.UNKNOWN: 1}  # the round stops at the first silence
+
+    assert hold_row(stack, hold["id"]) == "paying|t"
+    assert seat_statuses(stack, hold) == ["held", "held"]
+    assert bookings_of(stack, hold["id"]) == 0
+    fault("payments", "heal")
+    stuck(stack, hold["id"])  # the lease put it off for a grace period; let that pass too
+
+    outcomes = await reconciler.reconcile_once()
+
+    assert outcomes[Reconciled.BOOKED] >= 1
+    assert hold_row(stack, hold["id"]) == "booked|t"
+    assert bookings_of(stack, hold["id"]) == 1
+    assert len(charges(simulator, hold["id"])) == 1
+
+
+async def test_a_retry_racing_the_reconciler_that_books_ends_in_one_booking_and_one_charge(
+    stack: NativeStack,
+    organizer: ApiUser,
+    buyer: ApiUser,
+    simulator: str,
+    engine: AsyncEngine,
+    payments: PaymentsClient,
+    reconciler: PaymentReconciler,
+) -> None:
+    hold = held(stack, organizer, buyer)
+    program(simulator, garble="not_json")
+    await unknown_outcome(engine, payments, buyer, hold["id"])
+    program(simulator, latency_ms=400)  # the retry's charge (a replay) is slow: the reconciler gets in first
+    stuck(stack, hold["id"])
+    leased = mine(await reconciler.take_due(), hold["id"])
+    async with httpx.AsyncClient(base_url=stack.nginx.url, headers=buyer.headers, timeout=15) as client:
+        retry = asyncio.create_task(client.post("/api/v1/bookings", json={"hold_id": hold["id"]}))
+        await until(lambda: retry_claimed(engine, leased), "the retry's claim")
+
+        found = await payments.find_charge(leased.payment_key)
+        assert await reconciler.apply(leased, found) is Reconciled.BOOKED
+        assert not retry.done()
+        answer = await retry
+
+    assert answer.status_code == 409, answer.text  # the hold was booked, on the same charge, under it
+    assert answer.json()["type"].endswith("/hold-already-booked")
+    assert bookings_of(stack, hold["id"]) == 1
+    assert len(charges(simulator, hold["id"])) == 1
+
+
+async def test_a_retry_racing_the_reconciler_that_gives_back_is_not_undone(
+    stack: NativeStack,
+    organizer: ApiUser,
+    buyer: ApiUser,
+    simulator: str,
+    engine: AsyncEngine,
+    payments: PaymentsClient,
+    reconciler: PaymentReconciler,
+) -> None:
+    """The reconciler saw no charge; meanwhile the user retried and is being charged. Giving the hold back now
+    would make the retry's booking fail after the charge: money taken, no booking. The lease's ``paying_since``
+    in the give-back's WHERE clause is what prevents it."""
+    hold = held(stack, organizer, buyer)
+    program(simulator, fail_next=3)
+    await unknown_outcome(engine, payments, buyer, hold["id"])
+    program(simulator, latency_ms=400)
+    stuck(stack, hold["id"])
+    leased = mine(await reconciler.take_due(), hold["id"])
+    assert await payments.find_charge(leased.payment_key) is None
+    async with httpx.AsyncClient(base_url=stack.nginx.url, headers=buyer.headers, timeout=15) as client:
+        retry = asyncio.create_task(client.post("/api/v1/bookings", json={"hold_id": hold["id"]}))
+        await until(lambda: retry_claimed(engine, leased), "the retry's claim")
+
+        assert await reconciler.apply(leased, None) is Reconciled.SUPERSEDED
+        assert not retry.done()
+        assert hold_row(stack, hold["id"]) == "paying|t"
+        answer = await retry
+
+    assert answer.status_code == 201, answer.text
+    assert bookings_of(stack, hold["id"]) == 1
+    assert len(charges(simulator, hold["id"])) == 1
+
+
+async def test_the_apps_own_reconciler_settles_a_stuck_hold_and_counts_it(
+    stack: NativeStack,
+    organizer: ApiUser,
+    buyer: ApiUser,
+    simulator: str,
+    engine: AsyncEngine,
+    payments: PaymentsClient,
+) -> None:
+    """The lifespan wiring: the app's workers reconcile (default grace 60 s, every 5 s) without being asked."""
+    hold = held(stack, organizer, buyer)
+    program(simulator, garble="not_json")
+    await unknown_outcome(engine, payments, buyer, hold["id"])
+    program(simulator)
+    sql(stack, f"update hold set paying_since = now() - interval '1 day' where id = '{hold['id']}'")
+
+    wait_for(lambda: hold_row(stack, hold["id"]) == "booked|t", timeout_s=30, what="the app to reconcile the hold")
+    assert bookings_of(stack, hold["id"]) == 1
+    assert len(charges(simulator, hold["id"])) == 1
+    metrics = http("GET", f"{stack.app.url}/metrics")[2].decode()
+    assert 'payment_reconciliations_total{outcome="booked"}' in metrics
+
+
+async def test_the_reconcile_loop_outlives_failures_and_stops_when_cancelled(payments: PaymentsClient) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: every round fails at once with "refused"
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    engine = create_async_engine(f"postgresql+asyncpg://app:app@127.0.0.1:{port}/refstack")
+    metrics = build_reconciler_metrics(CollectorRegistry())
+    reconciler = PaymentReconciler(engine, payments, grace_s=GRACE_S, batch=10, metrics=metrics)
+    try:
+        with capture_logs() as logs:
+            async with reconciler.running(interval_s=0.01) as task:
+
+                async def failed_thrice() -> bool:
+                    return [entry["event"] for entry in logs].count("payment_reconcile_failed") >= 3
+
+                await until(failed_thrice, "three failed rounds")
+                assert not task.done()
+        assert task.cancelled()
+    finally:
+        await engine.dispose()

@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -269,6 +270,37 @@ async def test_a_provider_down_during_reconciliation_changes_nothing_and_the_nex
     assert len(charges(simulator, hold["id"])) == 1
 
 
+@asynccontextmanager
+async def retry_racing_a_lease(
+    stack: NativeStack, buyer: ApiUser, engine: AsyncEngine, leased: PayingHold
+) -> AsyncIterator[asyncio.Task[httpx.Response]]:
+    """The user's retry of the leased hold, in flight through Nginx: its claim has committed, its (slowed) charge has
+    not returned. The caller lets the reconciler act, then awaits the retry's answer."""
+    async with httpx.AsyncClient(base_url=stack.nginx.url, headers=buyer.headers, timeout=15) as client:
+        retry = asyncio.create_task(client.post("/api/v1/bookings", json={"hold_id": str(leased.id)}))
+        await until(lambda: retry_claimed(engine, leased), "the retry's claim")
+        yield retry
+
+
+async def leased_after_unknown_outcome(
+    stack: NativeStack,
+    simulator: str,
+    engine: AsyncEngine,
+    payments: PaymentsClient,
+    reconciler: PaymentReconciler,
+    hold: dict[str, Any],
+    buyer: ApiUser,
+    **failure: object,
+) -> PayingHold:
+    """A hold left ``paying`` by ``failure`` at the provider, past its grace and leased by the reconciler; the
+    provider then answers slowly, so a retry started now is still being charged when the reconciler acts."""
+    program(simulator, **failure)
+    await unknown_outcome(engine, payments, buyer, hold["id"])
+    program(simulator, latency_ms=400)
+    stuck(stack, hold["id"])
+    return mine(await reconciler.take_due(), hold["id"])
+
+
 async def test_a_retry_racing_the_reconciler_that_books_ends_in_one_booking_and_one_charge(
     stack: NativeStack,
     organizer: ApiUser,
@@ -279,15 +311,10 @@ async def test_a_retry_racing_the_reconciler_that_books_ends_in_one_booking_and_
     reconciler: PaymentReconciler,
 ) -> None:
     hold = held(stack, organizer, buyer)
-    program(simulator, garble="not_json")
-    await unknown_outcome(engine, payments, buyer, hold["id"])
-    program(simulator, latency_ms=400)  # the retry's charge (a replay) is slow: the reconciler gets in first
-    stuck(stack, hold["id"])
-    leased = mine(await reconciler.take_due(), hold["id"])
-    async with httpx.AsyncClient(base_url=stack.nginx.url, headers=buyer.headers, timeout=15) as client:
-        retry = asyncio.create_task(client.post("/api/v1/bookings", json={"hold_id": hold["id"]}))
-        await until(lambda: retry_claimed(engine, leased), "the retry's claim")
-
+    leased = await leased_after_unknown_outcome(
+        stack, simulator, engine, payments, reconciler, hold, buyer, garble="not_json"
+    )
+    async with retry_racing_a_lease(stack, buyer, engine, leased) as retry:
         found = await payments.find_charge(leased.payment_key)
         assert await reconciler.apply(leased, found) is Reconciled.BOOKED
         assert not retry.done()
@@ -312,16 +339,11 @@ async def test_a_retry_racing_the_reconciler_that_gives_back_is_not_undone(
     would make the retry's booking fail after the charge: money taken, no booking. The lease's ``paying_since``
     in the give-back's WHERE clause is what prevents it."""
     hold = held(stack, organizer, buyer)
-    program(simulator, fail_next=3)
-    await unknown_outcome(engine, payments, buyer, hold["id"])
-    program(simulator, latency_ms=400)
-    stuck(stack, hold["id"])
-    leased = mine(await reconciler.take_due(), hold["id"])
+    leased = await leased_after_unknown_outcome(
+        stack, simulator, engine, payments, reconciler, hold, buyer, fail_next=3
+    )
     assert await payments.find_charge(leased.payment_key) is None
-    async with httpx.AsyncClient(base_url=stack.nginx.url, headers=buyer.headers, timeout=15) as client:
-        retry = asyncio.create_task(client.post("/api/v1/bookings", json={"hold_id": hold["id"]}))
-        await until(lambda: retry_claimed(engine, leased), "the retry's claim")
-
+    async with retry_racing_a_lease(stack, buyer, engine, leased) as retry:
         assert await reconciler.apply(leased, None) is Reconciled.SUPERSEDED
         assert not retry.done()
         assert hold_row(stack, hold["id"]) == "paying|t"

@@ -65,6 +65,7 @@ def test_body_over_one_mib_is_413_problem_json_from_nginx(stack: NativeStack) ->
     assert status == 413
     assert headers["Content-Type"].startswith("application/problem+json")
     assert json.loads(body)["status"] == 413
+    assert json.loads(body)["type"].endswith("/content-too-large")  # the same kind the app uses (RFC 9110 name)
 
 
 def test_security_headers_and_no_version_tokens(stack: NativeStack) -> None:

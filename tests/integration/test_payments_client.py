@@ -216,8 +216,10 @@ async def test_two_503s_then_success_on_attempt_three_with_exactly_one_charge(
 async def test_a_timed_out_charge_is_retried_with_the_same_key_and_replayed_not_charged_twice(
     payments: PaymentsClient, sim: httpx.AsyncClient
 ) -> None:
-    # The first request hangs 0.6 s (the client gives up at 0.3 s) and still charges; then the provider heals.
-    await program(sim, timeout_rate=1.0, hang_s=0.6)
+    # The first request hangs 0.45 s (the client gives up at 0.3 s) and still charges; then the provider heals. The
+    # retry starts at 0.30-0.35 s and waits for the key's lock until the hung request has charged at 0.45 s, then
+    # replays it: 150 ms inside its own 0.3 s. (A 0.6 s hang made the retry's timeout and the charge coincide.)
+    await program(sim, timeout_rate=1.0, hang_s=0.45)
     key = new_key()
     charging = asyncio.create_task(charge(payments, key))
 

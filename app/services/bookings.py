@@ -51,7 +51,7 @@ class BookingRecord:
 
 
 class HoldNotBookableError(Exception):
-    """The hold cannot be paid for; ``reason`` is one of: not-found, expired, booked."""
+    """The hold cannot be paid for; ``reason`` is one of: not-found, expired, booked, payment-unsettled."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -108,10 +108,17 @@ async def _claim_for_payment(
     """``active → paying`` (or ``paying`` again after an unknown outcome) in one conditional statement.
 
     ``paying_since`` is the database's clock, the one the reconciler's grace period is measured on; a retry moves
-    it forward, so a hold whose user is still trying is never reconciled under them."""
+    it forward, so a hold whose user is still trying is never reconciled under them. A ``paying`` hold is claimed
+    again only with the *same* key: a retry with another card while the first card's charge is unsettled would be
+    a second charge for one booking, and would overwrite the key the reconciler needs to settle the first
+    (``payment-unsettled`` until the first is settled, by a retry with that card or by the reconciler)."""
     async with uow:
         session = uow.session
-        claimable = or_(and_(Hold.status == HoldStatus.ACTIVE, Hold.expires_at > now), Hold.status == HoldStatus.PAYING)
+        same_charge = or_(Hold.payment_key.is_(None), Hold.payment_key == payment_key)
+        claimable = or_(
+            and_(Hold.status == HoldStatus.ACTIVE, Hold.expires_at > now),
+            and_(Hold.status == HoldStatus.PAYING, same_charge),
+        )
         event_id = await session.scalar(
             update(Hold)
             .where(Hold.id == hold_id, Hold.user_id == user_id, claimable)
@@ -132,6 +139,8 @@ async def _why_not(uow: UnitOfWork, *, user_id: uuid.UUID, hold_id: uuid.UUID) -
     status = await uow.session.scalar(select(Hold.status).where(Hold.id == hold_id, Hold.user_id == user_id))
     if status is None:
         return "not-found"
+    if status == HoldStatus.PAYING:
+        return "payment-unsettled"
     return "booked" if status == HoldStatus.BOOKED else "expired"
 
 

@@ -45,6 +45,12 @@ NOT_BOOKABLE = {
     "not-found": (404, "hold-not-found", "You have no hold with this id."),
     "expired": (409, "hold-expired", "The hold has expired or was released; hold the seats again."),
     "booked": (409, "hold-already-booked", "This hold is already booked."),
+    "payment-unsettled": (
+        409,
+        "payment-unsettled",
+        "A payment for this hold with another card has an unknown outcome. Retry with that card, or wait until it"
+        " is settled (about a minute) before paying with another one.",
+    ),
 }
 
 

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
+from app.db.engines import DatabaseUnreachable
 from app.observability.request_id import request_id_of
 
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout fired (or NOWAIT found the row locked)
@@ -110,7 +111,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(PoolTimeoutError, _on_database_busy)
     app.add_exception_handler(DBAPIError, _on_database_timeout)
-    app.add_exception_handler(OSError, _on_connect_failure)
+    app.add_exception_handler(DatabaseUnreachable, _on_connect_failure)
 
 
 def _database_busy() -> Problem:
@@ -132,9 +133,8 @@ def _database_unavailable() -> Problem:
 
 
 async def _on_connect_failure(request: Request, exc: Exception) -> Response:
-    """A raw ``OSError`` (refused, reset, timed out) reaching the edge is asyncpg failing to *open* a connection:
-    SQLAlchemy wraps only driver errors, and every other client here (redis-py, httpx, aio-pika) raises its own
-    types. The primary is down or moving (failover): a retryable 503, never a 500."""
+    """No connection could be opened (see ``app.db.engines.DatabaseUnreachable``): the primary is down or moving
+    (failover). A retryable 503, never a 500."""
     return _database_unavailable().response(request.scope)
 
 

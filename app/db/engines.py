@@ -15,6 +15,7 @@ from typing import Any
 from uuid import uuid4
 
 from pydantic import PostgresDsn
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -35,7 +36,7 @@ def build_engine(dsn: PostgresDsn, settings: Settings, *, transaction_pooler: bo
     }
     if transaction_pooler:
         connect_args.update(TRANSACTION_POOLER_ARGS)
-    return create_async_engine(
+    engine = create_async_engine(
         asyncpg_url(dsn),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
@@ -43,6 +44,24 @@ def build_engine(dsn: PostgresDsn, settings: Settings, *, transaction_pooler: bo
         pool_pre_ping=False,
         connect_args=connect_args,
     )
+    event.listen(engine.sync_engine, "do_connect", _connect_or_unreachable)
+    return engine
+
+
+class DatabaseUnreachable(Exception):
+    """No connection could be opened: refused, reset or timed out. The server is down or moving (failover)."""
+
+
+def _connect_or_unreachable(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open the connection as SQLAlchemy would, naming a transport failure for what it is.
+
+    Why here: SQLAlchemy wraps only driver errors, so asyncpg failing to *connect* surfaces as a bare ``OSError``
+    (``ConnectionRefusedError``, ``ConnectionResetError``, ``TimeoutError``) that nothing above could tell from any
+    other ``OSError``. Translated at the one place that opens connections, the API maps it to a retryable 503."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as error:
+        raise DatabaseUnreachable(f"cannot open a database connection: {error!r}") from error
 
 
 def unique_statement_name() -> str:

@@ -23,10 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
 from app.db.engines import DatabaseUnreachable
+from app.db.errors import LOCK_NOT_AVAILABLE, QUERY_CANCELED, sqlstate_of
 from app.observability.request_id import request_id_of
-
-LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout fired (or NOWAIT found the row locked)
-QUERY_CANCELED = "57014"  # statement_timeout fired (or someone cancelled the statement)
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://refstack.dev/problems/"
@@ -141,11 +139,6 @@ async def _on_connect_failure(request: Request, exc: Exception) -> Response:
 async def _on_database_busy(request: Request, exc: Exception) -> Response:
     """Every pooled connection stayed busy for ``db_pool_timeout_s``: shed load with a retryable 503, not a 500."""
     return _database_busy().response(request.scope)
-
-
-def sqlstate_of(exc: DBAPIError) -> str | None:
-    """The server's SQLSTATE behind SQLAlchemy's wrapper (the asyncpg adapter copies it onto ``orig``)."""
-    return getattr(exc.orig, "sqlstate", None)
 
 
 async def _on_database_timeout(request: Request, exc: Exception) -> Response:

@@ -7,8 +7,13 @@ that failed together retry together. Full jitter (a uniform draw in ``[0, min(ca
 of ``stop_after_delay`` that also refuses to start a backoff sleep ending past the deadline, and each attempt's
 timeout is clipped to the time left, so the whole call ends within the deadline.
 
-Only an idempotent operation may be retried (a read, or a write carrying an idempotency key the callee honours);
-the caller decides that and says which errors are transient. See notes/fault_tolerance.md, "Retries".
+Why one factory (``full_jitter_retrying``) for every retry loop in the app: the payments client and the
+SERIALIZABLE re-run (app/resilience/serializable.py) differ only in their bounds and in what they retry, so both
+get their tenacity loop here and the backoff and stop rules cannot drift apart.
+
+Only an idempotent operation may be retried (a read, a write carrying an idempotency key the callee honours, or
+a transaction the database aborted and rolled back); the caller decides that and says which errors are worth
+another attempt. See notes/fault_tolerance.md, "Retries".
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Generic, TypeVar
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_before_delay, wait_random_exponential
+from tenacity.stop import stop_base
 
 T = TypeVar("T")
 
@@ -37,6 +43,39 @@ def is_transient_http_failure(error: BaseException) -> bool:
     return isinstance(error, TRANSIENT_TRANSPORT_ERRORS)
 
 
+def full_jitter(base_s: float, max_s: float) -> wait_random_exponential:
+    """Before attempt n+1, sleep a uniform draw in ``[0, min(max_s, base_s * 2**(n-1))]``."""
+    return wait_random_exponential(multiplier=base_s, max=max_s)
+
+
+def full_jitter_retrying(
+    *,
+    max_attempts: int,
+    deadline_s: float | None,
+    backoff_base_s: float,
+    backoff_max_s: float,
+    retry_if: Callable[[BaseException], bool],
+) -> AsyncRetrying:
+    """A fresh tenacity loop: at most ``max_attempts``, none started or slept into past ``deadline_s``, full-jitter
+    backoff, another attempt only for an error ``retry_if`` accepts.
+
+    ``deadline_s=None`` leaves attempts as the only bound, for a caller whose every attempt is already bounded
+    (a transaction under the server's ``statement_timeout``). ``reraise`` hands back the last error itself, not
+    tenacity's ``RetryError``.
+    """
+    if max_attempts < 1:
+        raise ValueError(f"attempts must be at least 1, got {max_attempts}")
+    stop: stop_base = stop_after_attempt(max_attempts)
+    if deadline_s is not None:
+        stop = stop | stop_before_delay(deadline_s)
+    return AsyncRetrying(
+        stop=stop,
+        wait=full_jitter(backoff_base_s, backoff_max_s),
+        retry=retry_if_exception(retry_if),
+        reraise=True,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
     """How many attempts, how long each may take, how long in total, and how long to back off between them."""
@@ -48,16 +87,17 @@ class RetryPolicy:
     backoff_max_s: float
 
     def backoff(self) -> wait_random_exponential:
-        """Full jitter: before attempt n+1, sleep a uniform draw in ``[0, min(max, base * 2**(n-1))]``."""
-        return wait_random_exponential(multiplier=self.backoff_base_s, max=self.backoff_max_s)
+        """Full jitter between ``backoff_base_s`` and its cap ``backoff_max_s`` (see ``full_jitter``)."""
+        return full_jitter(self.backoff_base_s, self.backoff_max_s)
 
     def retrying(self, retry_if: Callable[[BaseException], bool]) -> AsyncRetrying:
-        """A fresh tenacity loop; ``reraise`` hands back the last error itself, not tenacity's ``RetryError``."""
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.deadline_s),
-            wait=self.backoff(),
-            retry=retry_if_exception(retry_if),
-            reraise=True,
+        """This policy's loop from the one factory, bounded by attempts and the deadline."""
+        return full_jitter_retrying(
+            max_attempts=self.max_attempts,
+            deadline_s=self.deadline_s,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+            retry_if=retry_if,
         )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from app.db.serializable import run_serializable
+from app.resilience.serializable import run_serializable
 from stack.native.stack import NativeStack
 from tests.isolation.hermitage import Interleaving, Tx
 

@@ -1,4 +1,4 @@
-"""The bounded 40001 retry loop of app/db/serializable.py, without a database: attempts counted exactly.
+"""The bounded 40001 retry loop of app/resilience/serializable.py, without a database: attempts counted exactly.
 
 See notes/postgres.md ("Isolation levels, proved").
 """
@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from app.db.serializable import run_serializable, sqlstate_of
+from app.db.errors import sqlstate_of
+from app.resilience.serializable import run_serializable
 
 Attempt = Callable[[], Awaitable[str]]
 

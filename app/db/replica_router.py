@@ -14,6 +14,9 @@ Why these moving parts, all bounded by ``replica_check_timeout_s``:
 - a read that the replica does not finish within ``replica_read_timeout_s`` (frozen, dead, slow) is abandoned,
   the replica is taken out of rotation at once, and the read is re-run on the primary: no request hangs on it.
 
+In or out of rotation is one gate, ``ReplicaRotation`` (app/db/replica_rotation.py): a health gate that only a
+fit sample reopens, not a circuit breaker; its docstring says why.
+
 Every doubt (Redis down, replica unchecked) sends the read to the primary: correct, only busier.
 See notes/db_scaling.md, "ReplicaRouter".
 """
@@ -35,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.background import running_in_background
 from app.db.engines import fetch_row
+from app.db.replica_rotation import ReplicaRotation
 from app.db.replica_routing import (
     LagLimits,
     Reason,
@@ -101,7 +105,7 @@ class ReplicaRouter:
         self._read_timeout_s = settings.replica_read_timeout_s
         self._lsn_cache_s = settings.replica_lsn_cache_s
         self._lsn_ttl_ms = int(settings.read_your_writes_ttl_s * 1000)
-        self._out_of_rotation: Reason | None = Reason.REPLICA_DOWN if replica is not None else Reason.NO_REPLICA
+        self._rotation = ReplicaRotation(has_replica=replica is not None, in_rotation=metrics.in_rotation)
         self._replay_lsn: int | None = None
         self._replay_seen_at = -math.inf
         self._replay_refresh: asyncio.Task[None] | None = None
@@ -112,17 +116,16 @@ class ReplicaRouter:
     async def check_once(self) -> Reason | None:
         """Sample the replica once and put it in or out of rotation; why it is out, or None when in."""
         if self._replica is None:
-            return self._out_of_rotation
+            return self._rotation.out_reason
         sample = await self._sample(self._replica)
         reason = unfit(sample, self._limits)
-        if reason != self._out_of_rotation:
+        if reason != self._rotation.out_reason:
             log.info("replica_rotation_changed", out_of_rotation=reason, sample=sample)
-        self._out_of_rotation = reason
+        self._rotation.sampled(reason)
         if sample is not None:
             self._saw_replay(sample.replay_lsn)
             self._metrics.lag_bytes.set(sample.lag_bytes)
             self._metrics.lag_seconds.set(sample.lag_s)
-        self._metrics.in_rotation.set(0 if reason else 1)
         return reason
 
     async def _sample(self, replica: AsyncEngine) -> ReplicaSample | None:
@@ -217,10 +220,10 @@ class ReplicaRouter:
         """Where a read for ``user_id`` (None: anonymous) goes now."""
         user_lsn, known = await self._user_lsn(user_id)
         replay_lsn = self._replay_lsn
-        if self._out_of_rotation is None and known and user_lsn is not None:
+        if self._rotation.out_reason is None and known and user_lsn is not None:
             replay_lsn = await self._replay_lsn_reaching(user_lsn)
         return decide(
-            out_of_rotation=self._out_of_rotation, user_lsn=user_lsn, user_lsn_known=known, replay_lsn=replay_lsn
+            out_of_rotation=self._rotation.out_reason, user_lsn=user_lsn, user_lsn_known=known, replay_lsn=replay_lsn
         )
 
     async def read(self, user_id: uuid.UUID | None, use_case: Callable[[AsyncEngine], Awaitable[T]]) -> T:
@@ -242,8 +245,7 @@ class ReplicaRouter:
             self._metrics.routed(target=Target.REPLICA, reason=route.reason)
             return attempt.result()
         log.warning("replica_read_failed", error=repr(failure))
-        self._out_of_rotation = Reason.REPLICA_DOWN  # until the health loop sees it fit again
-        self._metrics.in_rotation.set(0)
+        self._rotation.take_out_after_failed_read()
         return await self.on_primary(Reason.REPLICA_FAILED, use_case)
 
     async def on_primary(self, reason: Reason, use_case: Callable[[AsyncEngine], Awaitable[T]]) -> T:

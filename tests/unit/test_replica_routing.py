@@ -1,11 +1,13 @@
-"""The ReplicaRouter's decision table, case by case, with no database: where one read goes and when the replica
-leaves rotation. See notes/db_scaling.md, "ReplicaRouter".
+"""The ReplicaRouter's decision table, case by case, with no database: where one read goes, when the replica
+leaves rotation, and what brings it back. See notes/db_scaling.md, "ReplicaRouter".
 """
 
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from app.db.replica_rotation import ReplicaRotation
 from app.db.replica_routing import (
     LagLimits,
     Reason,
@@ -16,6 +18,7 @@ from app.db.replica_routing import (
     lag_seconds,
     unfit,
 )
+from app.observability.metrics import build_replica_metrics
 from app.settings import Settings
 
 LIMITS = LagLimits(max_bytes=1000, max_s=5.0)
@@ -77,3 +80,31 @@ def test_a_write_lsn_outlives_the_lag_tolerated_in_rotation() -> None:
     )
     with pytest.raises(ValueError, match="READ_YOUR_WRITES_TTL_S"):
         Settings(read_your_writes_ttl_s=5.0)
+
+
+def in_rotation_gauge(registry: CollectorRegistry) -> float | None:
+    return registry.get_sample_value("db_replica_in_rotation")
+
+
+def test_a_failed_read_takes_the_replica_out_at_once_and_only_a_fit_sample_brings_it_back() -> None:
+    registry = CollectorRegistry()
+    rotation = ReplicaRotation(has_replica=True, in_rotation=build_replica_metrics(registry).in_rotation)
+    assert (rotation.out_reason, in_rotation_gauge(registry)) == (Reason.REPLICA_DOWN, 0.0)  # not checked yet
+
+    rotation.sampled(None)
+    assert (rotation.out_reason, in_rotation_gauge(registry)) == (None, 1.0)
+
+    rotation.take_out_after_failed_read()  # one failure is enough: nothing is counted
+    assert (rotation.out_reason, in_rotation_gauge(registry)) == (Reason.REPLICA_DOWN, 0.0)
+
+    rotation.sampled(Reason.REPLICA_LAGGING)  # answering is not enough to come back: it must be fit
+    assert (rotation.out_reason, in_rotation_gauge(registry)) == (Reason.REPLICA_LAGGING, 0.0)
+
+    rotation.sampled(None)
+    assert (rotation.out_reason, in_rotation_gauge(registry)) == (None, 1.0)
+
+
+def test_without_a_replica_the_rotation_is_empty() -> None:
+    registry = CollectorRegistry()
+    rotation = ReplicaRotation(has_replica=False, in_rotation=build_replica_metrics(registry).in_rotation)
+    assert (rotation.out_reason, in_rotation_gauge(registry)) == (Reason.NO_REPLICA, 0.0)

@@ -1,4 +1,4 @@
 """Seeing the running service: JSON logs carrying the request id, Prometheus metrics, one access line a request.
 
-See notes/fastapi.md ("Observability") and DESIGN.md section 8.
+See notes/fastapi.md ("Observability").
 """

@@ -20,6 +20,8 @@ from stack.native.stack import NativeStack
 from stack.native.web import UNTHROTTLED
 from tests.fault_injector import FaultInjector
 
+pytest_plugins = ["tests.fix_payments"]  # the simulator and closed payments breakers, for the tests that pay
+
 # Shorter than production so that payment faults resolve in seconds; the production defaults are asserted in
 # tests/unit/test_retry_policy.py.
 TEST_APP_SETTINGS = {

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from stack.native.stack import NativeStack
-from tests.probes import ready, wait_for
+from tests.polling import wait_for
+from tests.probes import ready
 
 
 class FaultInjector:

@@ -1,4 +1,4 @@
-"""Small probes the integration and fault tests share: plain HTTP, readiness, and deadline-bound polling.
+"""Small probes the integration and fault tests share: plain HTTP and readiness (polling is tests/polling.py).
 
 Why plain urllib: the probe must not share a connection pool or retry policy with anything under test.
 See notes/fault_tolerance.md.
@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-import pytest
 
 from stack.native.stack import NativeStack
 
@@ -36,15 +35,3 @@ def ready(stack: NativeStack) -> tuple[int, dict[str, Any], float]:
     began = time.monotonic()
     status, _, body = http("GET", f"{stack.nginx.url}/health/ready")
     return status, json.loads(body), time.monotonic() - began
-
-
-def wait_for(condition: Any, *, timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
-    """Poll until ``condition()`` returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval_s)  # sleep-ok: the poll interval of a deadline-bound wait
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what}; last value: {last!r}")

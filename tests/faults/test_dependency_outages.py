@@ -13,7 +13,8 @@ import pytest
 
 from stack.native.stack import NativeStack
 from tests.fault_injector import FaultInjector
-from tests.probes import ready, wait_for
+from tests.polling import wait_for
+from tests.probes import ready
 
 pytestmark = pytest.mark.fault
 ANSWER_WITHIN_S = 2.0

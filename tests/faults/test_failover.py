@@ -30,7 +30,7 @@ from stack.native.postgres import SLOT, PostgresPrimary, PostgresReplica
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, call, event_body, new_user
 from tests.conftest import TEST_APP_SETTINGS
-from tests.probes import wait_for
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import pytest
 
 from stack.native.stack import NativeStack
 from tests.fault_injector import FaultInjector
-from tests.probes import wait_for
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.fault
 

@@ -17,7 +17,8 @@ import pytest
 from stack.base import StackError
 from stack.native.process import pid_alive
 from stack.native.stack import NativeStack
-from tests.probes import ready, wait_for
+from tests.polling import wait_for
+from tests.probes import ready
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,13 +20,18 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from structlog.testing import capture_logs
 
+from app.background import PeriodicJob, running
+from app.observability.metrics import build_job_metrics
 from app.services.sweeper import HoldSweeper
+from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactory
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, call, create_event, new_user
+from tests.polling import wait_for_async
 from tests.private_database import private_database, sqlalchemy_url
 
 SEATS = 50
@@ -134,6 +139,11 @@ RETURNING event_id
 """
 
 
+def uows(engine: AsyncEngine) -> UnitOfWorkFactory:
+    """Units of work as the app's: with its transaction timeouts (the test stack's lock_timeout)."""
+    return UnitOfWorkFactory(engine, TransactionTimeouts(lock_ms=500, statement_ms=4000))
+
+
 async def seed(engine: AsyncEngine, *, holds: int, status: str = "active", expires_in_s: float) -> str:
     """One event whose every seat is held by its own hold, all in ``status``, expiring ``expires_in_s`` from now."""
     params = {"email": f"sweep-{secrets.token_hex(6)}@example.com", "n": holds, "status": status}
@@ -157,7 +167,7 @@ async def test_two_concurrent_sweepers_release_each_expired_hold_exactly_once(en
     paying = await seed(checks, holds=5, status="paying", expires_in_s=-60)
     fresh = await seed(checks, holds=5, expires_in_s=600)
 
-    sweepers = [HoldSweeper(first, batch=7), HoldSweeper(second, batch=7)]
+    sweepers = [HoldSweeper(uows(first), batch=7), HoldSweeper(uows(second), batch=7)]
     counts = await asyncio.gather(*(sweeper.sweep_once() for sweeper in sweepers))
     print(f"\nsweeper counts: {counts}")
 
@@ -171,7 +181,7 @@ async def test_two_concurrent_sweepers_release_each_expired_hold_exactly_once(en
 async def test_a_sweeper_skips_holds_locked_elsewhere_instead_of_waiting(engines: list[AsyncEngine]) -> None:
     first, _, checks = engines
     event_id = await seed(checks, holds=30, expires_in_s=-60)
-    sweeper = HoldSweeper(first, batch=500)
+    sweeper = HoldSweeper(uows(first), batch=500)
     async with checks.connect() as blocker, blocker.begin():
         locked = text("SELECT id FROM hold WHERE event_id = :e ORDER BY id LIMIT 10 FOR UPDATE")
         await blocker.execute(locked, {"e": event_id})
@@ -188,10 +198,15 @@ async def test_the_sweep_loop_outlives_failures_and_stops_when_cancelled() -> No
     engine = create_async_engine(f"postgresql+asyncpg://app:app@127.0.0.1:{port}/refstack")
     try:
         with capture_logs() as logs:
-            async with HoldSweeper(engine, batch=10).running(interval_s=0.01) as task:
-                async with asyncio.timeout(5):
-                    while sum(entry["event"] == "hold_sweep_failed" for entry in logs) < 3:
-                        await asyncio.sleep(0.01)  # sleep-ok: poll interval under the 5 s deadline
+            sweep = PeriodicJob("hold-sweeper", 0.01, HoldSweeper(uows(engine), batch=10).sweep_once)
+            async with running(sweep, build_job_metrics(CollectorRegistry())) as task:
+
+                async def failed_thrice() -> bool:
+                    return [(e["event"], e.get("job")) for e in logs].count(
+                        ("background_job_failed", "hold-sweeper")
+                    ) >= 3
+
+                await wait_for_async(failed_thrice, timeout_s=5, what="three failed sweeps")
                 assert not task.done()
         assert task.cancelled()
     finally:

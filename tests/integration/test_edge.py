@@ -6,7 +6,8 @@ import json
 import re
 
 from stack.native.stack import NativeStack
-from tests.probes import http, ready, wait_for
+from tests.polling import wait_for
+from tests.probes import http, ready
 
 DEPENDENCIES = {"postgres", "replica", "redis", "rabbitmq"}
 

@@ -13,7 +13,7 @@ import pytest
 
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, call, create_event, new_user
-from tests.probes import wait_for
+from tests.polling import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -28,24 +27,27 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from structlog.testing import capture_logs
 
-from app.observability.metrics import build_reconciler_metrics
+from app.background import PeriodicJob, running
+from app.observability.metrics import build_job_metrics, build_reconciler_metrics
 from app.payments.client import PaymentsClient, open_payments_client
-from app.payments.outcomes import PaymentUnavailable
-from app.services.bookings import book_hold, provider_key
-from app.services.reconciler import PayingHold, PaymentReconciler, Reconciled
-from app.services.unit_of_work import UnitOfWork
+from app.services.bookings import book_hold
+from app.services.payment_attempts import PayingHold, PaymentProviderUnavailableError, Reconciled, provider_key
+from app.services.reconciler import PaymentReconciler
+from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactory
 from app.settings import Settings
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, call, new_user
+from tests.bookings import charges, held, program, sql
 from tests.fault_injector import FaultInjector
-from tests.integration.test_bookings_api import charges, held, program, simulator, sql
+from tests.polling import wait_for, wait_for_async
 from tests.private_database import sqlalchemy_url
-from tests.probes import http, wait_for
+from tests.probes import http
 
-__all__ = ["simulator"]  # the fixture, shared with the bookings tests
+pytestmark = pytest.mark.usefixtures("closed_breakers")  # the app's; the reconciler's own client has its own
 
 CARD = "tok_demo"  # the API's default card, so a retry through the API uses the same provider key
 GRACE_S = 10.0
+TIMEOUTS = TransactionTimeouts(lock_ms=500, statement_ms=4000)  # as the test stack's app runs them
 PAST_GRACE = "interval '20 seconds'"  # past this reconciler's grace, well inside the app's own (60 s by default)
 
 
@@ -89,14 +91,16 @@ async def payments(stack: NativeStack) -> AsyncIterator[PaymentsClient]:
 @pytest.fixture
 def reconciler(engine: AsyncEngine, payments: PaymentsClient) -> PaymentReconciler:
     metrics = build_reconciler_metrics(CollectorRegistry())
-    return PaymentReconciler(engine, payments, grace_s=GRACE_S, batch=1000, metrics=metrics)
+    return PaymentReconciler(
+        UnitOfWorkFactory(engine, TIMEOUTS), payments, grace_s=GRACE_S, batch=1000, metrics=metrics
+    )
 
 
 async def unknown_outcome(engine: AsyncEngine, payments: PaymentsClient, buyer: ApiUser, hold_id: str) -> None:
     """Pay for the hold as the API does and see the charge end with an unknown outcome (the hold stays paying)."""
-    with pytest.raises(PaymentUnavailable) as unavailable:
+    with pytest.raises(PaymentProviderUnavailableError) as unavailable:
         await book_hold(
-            UnitOfWork(engine),
+            UnitOfWorkFactory(engine, TIMEOUTS),
             payments,
             user_id=uuid.UUID(buyer.id),
             hold_id=uuid.UUID(hold_id),
@@ -128,11 +132,16 @@ def mine(holds: list[PayingHold], hold_id: str) -> PayingHold:
     return next(hold for hold in holds if str(hold.id) == hold_id)
 
 
-async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)  # sleep-ok: poll interval under the deadline
+async def reconciled(reconciler: PaymentReconciler, *hold_ids: str) -> dict[str, str]:
+    """One round, and the outcome it reported for each of these holds (read from its ``payment_reconciled`` lines).
+
+    Why not the round's counts: the round also settles any hold another test left ``paying`` past this grace
+    period, so only the outcomes of this test's own holds are exact."""
+    with capture_logs() as logs:
+        outcomes = await reconciler.reconcile_once()
+    reported = {entry["hold_id"]: entry["outcome"] for entry in logs if entry["event"] == "payment_reconciled"}
+    assert sum(outcomes.values()) == len(reported)  # one line per hold the round settled
+    return {hold_id: reported[hold_id] for hold_id in hold_ids if hold_id in reported}
 
 
 async def retry_claimed(engine: AsyncEngine, hold: PayingHold) -> bool:
@@ -183,9 +192,8 @@ async def test_the_provider_did_charge_so_the_reconciler_books_the_hold(
     assert hold_row(stack, hold["id"]) == "paying|t"  # inside the grace period: not asked about, not touched
 
     stuck(stack, hold["id"])
-    outcomes = await reconciler.reconcile_once()
 
-    assert outcomes[Reconciled.BOOKED] >= 1
+    assert await reconciled(reconciler, hold["id"]) == {hold["id"]: Reconciled.BOOKED}
     assert hold_row(stack, hold["id"]) == "booked|t"
     assert seat_statuses(stack, hold) == ["sold", "sold"]
     assert sql(stack, f"select payment_id, amount_cents from booking where hold_id = '{hold['id']}'") == (
@@ -220,9 +228,10 @@ async def test_the_provider_did_not_charge_so_the_hold_is_given_back_and_expired
         stuck(stack, hold["id"])
     sql(stack, f"update hold set expires_at = now() - interval '1 second' where id = '{expired['id']}'")
 
-    outcomes = await reconciler.reconcile_once()
-
-    assert outcomes[Reconciled.RELEASED] >= 2
+    assert await reconciled(reconciler, lasting["id"], expired["id"]) == {
+        lasting["id"]: Reconciled.RELEASED,
+        expired["id"]: Reconciled.RELEASED,
+    }
     assert hold_row(stack, lasting["id"]) == "active|f"  # the user's again until it expires, like after a decline
     wait_for(
         lambda: hold_row(stack, expired["id"]) == "expired|f",
@@ -232,13 +241,9 @@ async def test_the_provider_did_not_charge_so_the_hold_is_given_back_and_expired
     assert seat_statuses(stack, expired) == ["available", "available"]
     assert [bookings_of(stack, h["id"]) for h in (lasting, expired)] == [0, 0]
     assert charges(simulator, lasting["id"]) == charges(simulator, expired["id"]) == []
-    # a hold given back while it lasts can still be paid for (once the app's breakers, which an earlier test may
-    # have left open, let a call through: 2 s in tests)
-    wait_for(
-        lambda: call(stack, "POST", "/api/v1/bookings", user=buyer, body={"hold_id": lasting["id"]})[0] == 201,
-        timeout_s=10,
-        what="the given-back hold booked",
-    )
+    # a hold given back while it lasts can still be paid for (the app's breakers start closed; this test's failed
+    # charges went through the test's own client)
+    assert call(stack, "POST", "/api/v1/bookings", user=buyer, body={"hold_id": lasting["id"]})[0] == 201
 
 
 @pytest.mark.fault
@@ -267,9 +272,7 @@ async def test_a_provider_down_during_reconciliation_changes_nothing_and_the_nex
     fault("payments", "heal")
     stuck(stack, hold["id"])  # the lease put it off for a grace period; let that pass too
 
-    outcomes = await reconciler.reconcile_once()
-
-    assert outcomes[Reconciled.BOOKED] >= 1
+    assert await reconciled(reconciler, hold["id"]) == {hold["id"]: Reconciled.BOOKED}
     assert hold_row(stack, hold["id"]) == "booked|t"
     assert bookings_of(stack, hold["id"]) == 1
     assert len(charges(simulator, hold["id"])) == 1
@@ -283,7 +286,7 @@ async def retry_racing_a_lease(
     not returned. The caller lets the reconciler act, then awaits the retry's answer."""
     async with httpx.AsyncClient(base_url=stack.nginx.url, headers=buyer.headers, timeout=15) as client:
         retry = asyncio.create_task(client.post("/api/v1/bookings", json={"hold_id": str(leased.id)}))
-        await until(lambda: retry_claimed(engine, leased), "the retry's claim")
+        await wait_for_async(lambda: retry_claimed(engine, leased), timeout_s=5, what="the retry's claim")
         yield retry
 
 
@@ -387,15 +390,20 @@ async def test_the_reconcile_loop_outlives_failures_and_stops_when_cancelled(pay
         port = probe.getsockname()[1]
     engine = create_async_engine(f"postgresql+asyncpg://app:app@127.0.0.1:{port}/refstack")
     metrics = build_reconciler_metrics(CollectorRegistry())
-    reconciler = PaymentReconciler(engine, payments, grace_s=GRACE_S, batch=10, metrics=metrics)
+    reconciler = PaymentReconciler(
+        UnitOfWorkFactory(engine, TIMEOUTS), payments, grace_s=GRACE_S, batch=10, metrics=metrics
+    )
     try:
         with capture_logs() as logs:
-            async with reconciler.running(interval_s=0.01) as task:
+            reconcile = PeriodicJob("payment-reconciler", 0.01, reconciler.reconcile_once)
+            async with running(reconcile, build_job_metrics(CollectorRegistry())) as task:
 
                 async def failed_thrice() -> bool:
-                    return [entry["event"] for entry in logs].count("payment_reconcile_failed") >= 3
+                    return [(entry["event"], entry.get("job")) for entry in logs].count(
+                        ("background_job_failed", "payment-reconciler")
+                    ) >= 3
 
-                await until(failed_thrice, "three failed rounds")
+                await wait_for_async(failed_thrice, timeout_s=5, what="three failed rounds")
                 assert not task.done()
         assert task.cancelled()
     finally:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import pytest
 from app.payments.client import PaymentsClient, open_payments_client
 from app.payments.outcomes import ChargeResult, PaymentRequestRejected, PaymentUnavailable
 from app.settings import Settings
+from tests.polling import wait_for, wait_for_async
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CARD = "tok_visa"
@@ -54,17 +55,16 @@ def free_port() -> int:
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
     with httpx.Client(base_url=url, timeout=0.5) as probe:
-        while True:
+
+        def healthy() -> bool:
             assert process.poll() is None, f"simulator exited; log:\n{log_path.read_text()}"
             try:
-                if probe.get("/health").status_code == 200:
-                    return
+                return probe.get("/health").status_code == 200
             except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"simulator at {url} not healthy after {timeout_s} s; see {log_path}"
-            time.sleep(0.05)  # sleep-ok: the poll interval of a deadline-bound wait
+                return False
+
+        wait_for(healthy, timeout_s=timeout_s, what=f"the simulator at {url} to answer /health (log: {log_path})")
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +132,6 @@ async def charges_for(sim: httpx.AsyncClient, key: str) -> list[dict[str, Any]]:
     return [charge for charge in items if charge["idempotency_key"] == key]
 
 
-async def wait_until(condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s} s waiting for {what}"
-        await asyncio.sleep(0.02)  # sleep-ok: the poll interval of a deadline-bound wait
-
-
 def new_key() -> str:
     return f"test-{uuid.uuid4()}"
 
@@ -158,7 +151,7 @@ async def wait_for_the_trial(payments: PaymentsClient) -> None:
     async def trial_due() -> bool:
         return payments.breaker.seconds_until_trial() == 0
 
-    await wait_until(trial_due, "the breaker's reset window", timeout_s=RESET_S + 1)
+    await wait_for_async(trial_due, timeout_s=RESET_S + 1, what="the breaker's reset window")
 
 
 async def charge(payments: PaymentsClient, key: str, card: str = CARD, amount_cents: int = 4200) -> ChargeResult:
@@ -226,7 +219,7 @@ async def test_a_timed_out_charge_is_retried_with_the_same_key_and_replayed_not_
     async def first_request_hangs() -> bool:
         return (await stats(sim))["timeouts_injected"] == 1
 
-    await wait_until(first_request_hangs, "the first charge request to hang")
+    await wait_for_async(first_request_hangs, timeout_s=5, what="the first charge request to hang")
     await program(sim)
     result = await charging
 
@@ -252,7 +245,7 @@ async def test_a_provider_that_always_hangs_gives_up_with_at_most_one_charge(
     async def every_hang_answered() -> bool:  # the first hang charges, the two retries get replays
         return (await stats(sim))["replays"] == 2
 
-    await wait_until(every_hang_answered, "the three hanging requests to finish at the provider")
+    await wait_for_async(every_hang_answered, timeout_s=5, what="the three hanging requests to finish at the provider")
     assert len(await charges_for(sim, key)) == 1
 
 

@@ -21,7 +21,8 @@ from stack.native.layout import Layout
 from stack.native.process import pid_alive
 from stack.native.reaper import reap_orphans
 from stack.native.stack import NativeStack
-from tests.probes import http, wait_for
+from tests.polling import wait_for
+from tests.probes import http
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

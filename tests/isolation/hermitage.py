@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
 import asyncpg
+
+from tests.polling import wait_for_async
 
 # How long a statement may take to either finish or be seen waiting on a lock; a healthy loopback server needs ms.
 LOCK_WAIT_DEADLINE_S = 5.0
@@ -129,17 +130,27 @@ class Interleaving:
         task = asyncio.create_task(statement)
         pid = tx.conn.get_server_pid()
         others = {other.conn.get_server_pid() for other in self.txs if other is not tx}
-        deadline = time.monotonic() + LOCK_WAIT_DEADLINE_S
-        while not task.done():
+
+        async def waiting_or_done() -> bool:
+            if task.done():
+                return True
             blockers = await self.observer.fetchval("select pg_blocking_pids($1)", pid)
             if blockers and not task.done():
                 assert set(blockers) <= others, f"{tx.name} waits on a backend outside this case: {blockers}"
                 self.blocked = True
-                return task
-            if time.monotonic() > deadline:
-                task.cancel()
-                raise TimeoutError(f"{tx.name} neither finished nor waited on a lock in {LOCK_WAIT_DEADLINE_S} s")
-            await asyncio.sleep(POLL_INTERVAL_S)  # sleep-ok: the poll interval of a deadline-bound wait
+                return True
+            return task.done()
+
+        try:
+            await wait_for_async(
+                waiting_or_done,
+                timeout_s=LOCK_WAIT_DEADLINE_S,
+                what=f"{tx.name} to finish or wait on a lock",
+                interval_s=POLL_INTERVAL_S,
+            )
+        except BaseException:  # pytest's failure at the deadline is no Exception; the statement must not outlive it
+            task.cancel()
+            raise
         return task
 
     async def committed_rows(self, where: str = "true") -> Rows:

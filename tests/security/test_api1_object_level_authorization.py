@@ -15,9 +15,7 @@ import pytest
 
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, call, create_event, new_user
-from tests.integration.test_bookings_api import book, charges, held, simulator
-
-__all__ = ["simulator"]  # the fixture, shared with the bookings tests
+from tests.bookings import book, charges, held
 
 
 def same_problem(stack: NativeStack, method: str, path: str, victim_id: str, user: ApiUser, body: Any = None) -> None:
@@ -40,6 +38,7 @@ def organizer(stack: NativeStack) -> ApiUser:
     return new_user(stack, organizer=True, label="api1-organizer")
 
 
+@pytest.mark.usefixtures("closed_breakers")
 def test_another_users_booking_and_hold_are_404_and_untouched(
     stack: NativeStack, organizer: ApiUser, simulator: str
 ) -> None:

@@ -17,9 +17,7 @@ import pytest
 
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, call, create_event, event_body, new_user
-from tests.integration.test_bookings_api import book, held, simulator
-
-__all__ = ["simulator"]  # the fixture, shared with the bookings tests
+from tests.bookings import book, held
 
 INTERNAL = {"password_hash", "organizer_id", "version", "user_id", "payment_id", "hold_id", "token_hash", "role_id"}
 
@@ -68,6 +66,7 @@ def declared(schemas: dict[str, Any], name: str) -> set[str]:
     return set(schemas[name]["properties"])
 
 
+@pytest.mark.usefixtures("closed_breakers")
 def test_every_representation_has_exactly_its_declared_properties(
     stack: NativeStack, organizer: ApiUser, schemas: dict[str, Any], simulator: str
 ) -> None:

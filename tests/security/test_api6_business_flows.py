@@ -22,6 +22,7 @@ import pytest
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, call, create_event, new_user
 from tests.fault_injector import FaultInjector
+from tests.polling import wait_for_async
 
 LIMIT_REACHED = "https://refstack.dev/problems/hold-limit-reached"
 
@@ -111,10 +112,11 @@ async def test_concurrent_holds_of_one_account_cannot_overshoot_the_cap(
                 for seat in seats[cap - 1 :]
             ]
             waiting_sql = "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> $1"
-            deadline = asyncio.get_running_loop().time() + 5
-            while await watcher.fetchval(waiting_sql, gate.get_server_pid()) < racers:
-                assert asyncio.get_running_loop().time() < deadline, "the racers never all reached the gate"
-                await asyncio.sleep(0.005)  # sleep-ok: the poll interval of a deadline-bound wait
+
+            async def all_at_the_gate() -> bool:
+                return bool(await watcher.fetchval(waiting_sql, gate.get_server_pid()) >= racers)
+
+            await wait_for_async(all_at_the_gate, timeout_s=5, what=f"all {racers} racers waiting at the gate")
             await closed.rollback()
             answers = await asyncio.gather(*posts)
     finally:

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from simulators.payments import create_simulator
+from tests.polling import wait_for_async
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHARGE: dict[str, Any] = {"amount_cents": 4200, "currency": "EUR", "card_token": "tok_visa", "description": "2 seats"}
@@ -56,14 +57,6 @@ async def recorded_charges(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     response = await client.get("/_sim/charges")
     items: list[dict[str, Any]] = response.json()["items"]
     return items
-
-
-async def wait_until(condition: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 5.0) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
-        await asyncio.sleep(0.02)  # sleep-ok: the poll interval of a deadline-bound wait
 
 
 async def test_health_answers_ok_even_when_every_charge_fails(sim: httpx.AsyncClient) -> None:
@@ -133,7 +126,7 @@ async def test_a_charge_still_hanging_is_not_found_until_it_is_recorded(sim: htt
     async def found() -> bool:
         return (await sim.get("/v1/charges", params={"idempotency_key": "key-late"})).status_code == 200
 
-    await wait_until(found, "the abandoned charge to be found by its key")
+    await wait_for_async(found, timeout_s=5, what="the abandoned charge to be found by its key")
 
 
 async def test_a_declined_card_is_a_402_that_replays_as_a_402(sim: httpx.AsyncClient) -> None:
@@ -262,7 +255,7 @@ async def test_a_timed_out_charge_still_happens_and_the_retry_gets_it(sim: httpx
     async def charged() -> bool:
         return len(await recorded_charges(sim)) == 1
 
-    await wait_until(charged, "the abandoned charge to be recorded")
+    await wait_for_async(charged, timeout_s=5, what="the abandoned charge to be recorded")
     charges = await recorded_charges(sim)
     await program(sim)
     retried = await charge(sim, "key-timeout")
@@ -293,7 +286,7 @@ async def test_reset_wakes_a_hanging_charge_which_then_records_nothing(sim: http
     async def hangs() -> bool:
         return (await stats(sim))["timeouts_injected"] == 1
 
-    await wait_until(hangs, "the charge to hang")
+    await wait_for_async(hangs, timeout_s=5, what="the charge to hang")
 
     await sim.post("/_sim/reset")
 
@@ -364,7 +357,7 @@ async def test_runs_as_its_own_process_and_stops_on_sigterm(tmp_path: Path) -> N
                 except httpx.TransportError:
                     return False
 
-            await wait_until(healthy, f"the simulator on port {port} to answer /health", timeout_s=15.0)
+            await wait_for_async(healthy, timeout_s=15.0, what=f"the simulator on port {port} to answer /health")
             assert (await charge(client, "key-real-process")).status_code == 201
     finally:
         process.terminate()

@@ -1,0 +1,87 @@
+"""Fixtures for the tests that pay: the payment-provider simulator, reset around each test, and app workers whose
+payments breakers are closed when the test starts. A pytest plugin, listed in tests/conftest.py.
+
+Why a fixture for the breakers: each app worker process has its own payments breaker (app/payments/client.py), and
+a test that trips one (on purpose, or by failing charges) leaves it open for its reset window (2 s in tests) after
+the test ends; the next test that books would then see fail-fast 503s it did not cause. ``closed_breakers`` reads
+the state the workers publish at the app's own /metrics (``circuit_breaker_state``, the worst live worker's) and
+returns at once when it is closed; only when it is not does it book throwaway holds until every open worker has let
+a trial call through and closed. What it cannot promise: a closed breaker may still carry failures short of
+``fail_max`` from earlier tests (the count is not published), so a test whose own charges fail may open it.
+See notes/fault_tolerance.md, "Circuit breaker".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stack.native.stack import NativeStack
+from tests.api_users import ApiUser, new_user
+from tests.bookings import book, held
+from tests.conftest import TEST_APP_SETTINGS
+from tests.polling import wait_for
+from tests.probes import http
+
+CLOSED = 0.0  # circuit_breaker_state: 0 closed, 1 half-open, 2 open
+
+
+def payments_breaker_state(stack: NativeStack) -> float:
+    """The payments breaker of the worst live app worker, as the app's /metrics says (each worker sets 0 at start)."""
+    exposition = http("GET", f"{stack.app.url}/metrics")[2].decode()
+    for family in text_string_to_metric_families(exposition):
+        if family.name == "circuit_breaker_state":
+            return max(sample.value for sample in family.samples if sample.labels["breaker"] == "payments")
+    raise AssertionError("no circuit_breaker_state at the app's /metrics")
+
+
+@pytest.fixture
+def simulator(stack: NativeStack) -> Iterator[str]:
+    """The simulator's control URL, reset before and after each test so programmed faults never leak."""
+    url = stack.payments.direct_url
+    assert http("POST", f"{url}/_sim/reset")[0] == 204
+    yield url
+    http("POST", f"{url}/_sim/reset")
+
+
+class TrialBookings:
+    """Throwaway bookings, one at a time: each is a call through whichever app worker accepts it."""
+
+    def __init__(self, stack: NativeStack) -> None:
+        self.stack = stack
+        self._users: tuple[ApiUser, ApiUser] | None = None
+        self._hold_id: str | None = None
+
+    def book_one(self) -> None:
+        """An open worker refuses at once and the hold stays active for the next try; a booked hold is replaced."""
+        if self._users is None:
+            self._users = (
+                new_user(self.stack, organizer=True, label="trial-organizer"),
+                new_user(self.stack, label="trial-buyer"),
+            )
+        organizer, buyer = self._users
+        if self._hold_id is None:
+            self._hold_id = held(self.stack, organizer, buyer, seats=1)["id"]
+        if book(self.stack, buyer, self._hold_id)[0] == 201:
+            self._hold_id = None
+
+
+@pytest.fixture
+def closed_breakers(stack: NativeStack, simulator: str) -> None:
+    """Every app worker's payments breaker is closed when the test starts (the simulator answering normally)."""
+    trials = TrialBookings(stack)
+
+    def closed_or_one_more_trial() -> bool:
+        if payments_breaker_state(stack) == CLOSED:
+            return True
+        trials.book_one()
+        return False
+
+    reset_window_s = float(TEST_APP_SETTINGS["REFSTACK_PAYMENTS_BREAKER_RESET_S"])
+    wait_for(
+        closed_or_one_more_trial,
+        timeout_s=reset_window_s + 10,
+        what="every app worker's payments breaker closed (circuit_breaker_state 0 at the app's /metrics)",
+    )

@@ -49,7 +49,7 @@ def test_paused_postgres_freezes_existing_backends_too(stack: NativeStack, fault
     """Like `docker pause`: not just the postmaster — every backend of an open connection is stopped."""
     fault("postgres", "pause")
     states = {pid: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] for pid in stack.primary.pids}
-    assert len(states) > 3
+    assert len(states) > 3  # not exact: the backends of open pooled connections come and go
     assert set(states.values()) == {"T"}, states
 
 

@@ -22,7 +22,7 @@ def test_paused_replay_builds_lag_that_drains_on_resume(stack: NativeStack, faul
         "create table if not exists lag_probe (id bigint); insert into lag_probe select generate_series(1, 2000)",
         database="refstack",
     )
-    assert replica.lag_bytes() > 0
+    assert replica.lag_bytes() > 0  # not exact: WAL bytes vary with what the server writes besides the change
     assert replica.sql("select to_regclass('public.lag_probe') is null", database="refstack") == "t"  # stale read
 
     fault("replica", "resume_replay")

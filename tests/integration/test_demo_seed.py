@@ -27,7 +27,7 @@ def test_demo_events_are_listed_with_free_seats(stack: NativeStack) -> None:
     status, _, body = http("GET", f"{stack.nginx.url}/api/v1/events?city=Berlin")
     assert status == 200
     titles = {item["title"]: item["seats_available"] for item in json.loads(body)["items"]}
-    assert titles.get("Flash Sale Live", 0) > 0
+    assert titles.get("Flash Sale Live", 0) > 0  # not exact: the contract fuzzer may hold demo seats in one run
 
 
 def test_seeding_again_changes_nothing(stack: NativeStack) -> None:

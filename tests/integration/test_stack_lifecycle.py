@@ -38,7 +38,7 @@ def test_full_stack_starts_and_stops_with_no_process_left(stack: NativeStack) ->
         assert http("GET", f"{second.nginx.url}/health/live")[0] == 200
     finally:
         second.down()
-    assert len(pids) >= 15
+    assert len(pids) >= 15  # at least: each service's process tree includes PostgreSQL's backends, which vary
     assert [pid for pid in pids if pid_alive(pid)] == []
     assert not second.layout.base.exists()
     assert {line.split()[0] for line in lines if "ready in" in line} >= {

@@ -124,6 +124,7 @@ def postgres_spec() -> ContainerSpec:
             "REFSTACK_APP_DB_PASSWORD": APP_PASSWORD,
             "REFSTACK_REPLICATION_PASSWORD": REPLICATION_PASSWORD,
         },
+        command=("postgres", "-c", "max_slot_wal_keep_size=1GB"),
         files={"/docker-entrypoint-initdb.d/10-refstack.sh": SCRIPTS / "postgres-init.sh"},
     )
 
@@ -137,7 +138,14 @@ def replica_spec(primary_host: str = "postgres") -> ContainerSpec:
         ready_command=PG_READY,
         env={"PRIMARY_HOST": primary_host, "REFSTACK_REPLICATION_PASSWORD": REPLICATION_PASSWORD},
         entrypoint=("sh", "/usr/local/bin/refstack-replica.sh"),
-        command=("-c", "wal_retrieve_retry_interval=200ms", "-c", "hot_standby_feedback=on"),
+        command=(
+            "-c",
+            "wal_retrieve_retry_interval=200ms",
+            "-c",
+            "hot_standby_feedback=on",
+            "-c",
+            "max_slot_wal_keep_size=1GB",
+        ),
         user="postgres",
         files={"/usr/local/bin/refstack-replica.sh": SCRIPTS / "replica-entrypoint.sh"},
     )

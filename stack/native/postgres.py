@@ -2,7 +2,9 @@
 
 Why this shape: PostgreSQL refuses to run as root, forks one process per connection (each calls setsid(), so a
 process-group signal misses them — ``pause`` walks /proc instead), and a replica made with
-``pg_basebackup -R -C -S`` streams through a slot so the primary keeps the WAL it has not received.
+``pg_basebackup -R -C -S`` streams through a slot so the primary keeps the WAL it has not received, up to
+``max_slot_wal_keep_size`` (1GB, as in docker-compose.yml): a replica gone for longer loses its slot instead of
+filling the primary's disk.
 Control queries (pause replay, lag, promote) use the superuser over the private unix socket, never the proxy.
 See notes/docker.md ("How the native provider stands in for compose"); replication itself is notes/db_scaling.md.
 """
@@ -32,6 +34,7 @@ unix_socket_directories = '{socket_dir}'
 wal_level = replica
 max_wal_senders = 10
 max_replication_slots = 10
+max_slot_wal_keep_size = '1GB'
 wal_retrieve_retry_interval = '200ms'
 hot_standby_feedback = on
 fsync = off

@@ -5,8 +5,8 @@ Why two probes: ``/health/live`` touches nothing, so a slow database never gets 
 about that bound even when a server is frozen (a SIGSTOPped server still completes TCP handshakes and then never
 replies). Only the primary decides 503: without it this instance cannot take writes, and another instance might.
 Replica, Redis and RabbitMQ are shared by every instance, so failing readiness for them would pull the whole fleet
-out of the load balancer at once; they report "degraded" with 200 and the code paths fall back (primary reads,
-no cache, outbox backlog). See notes/fastapi.md, "Readiness".
+out of the load balancer at once; they report "degraded" with 200 and the code paths do without them (reads go
+to the primary; nothing publishes to RabbitMQ yet). See notes/fastapi.md, "Readiness".
 """
 
 from __future__ import annotations

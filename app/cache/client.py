@@ -1,10 +1,10 @@
 """The one Redis client of the process, with timeouts and an explicit no-retry policy.
 
-Why ``retry=Retry(NoBackoff(), 0)``: redis-py 6+ retries timeouts by default when a client is built with
-``Redis(host=...)`` (up to 10 retries with backoff: a GET on a frozen Redis failed after ~15 s, not 1 s), while
-``from_url`` connections happen to default to none. Saying it explicitly keeps the bound whichever way a client is
-built and whatever a later release changes. Retries belong to the caller, who knows whether the command is
-idempotent. See notes/redis.md, "Timeouts".
+Why ``retry=Retry(NoBackoff(), 0)``: a client built with ``Redis(host=...)`` retries timeouts by default (3
+retries with backoff in redis-py 6.0-8.0; 10 in 8.1, the version uv.lock pins: a GET on a frozen Redis failed
+after ~15 s, not 1 s), while ``from_url`` connections happen to default to none. Saying it explicitly keeps the
+bound whichever way a client is built and whatever a later release changes. Retries belong to the caller, who
+knows whether the command is idempotent. See notes/redis.md, "Timeouts".
 """
 
 from __future__ import annotations

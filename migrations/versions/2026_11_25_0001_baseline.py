@@ -1,8 +1,8 @@
 """baseline: the extensions later tables rely on.
 
-``citext`` gives case-insensitive emails with a plain unique index; ``pg_trgm`` gives trigram indexes for the
-full-text fallback's fuzzy matching. Both are trusted extensions in PostgreSQL 13+, so the database owner (not
-only a superuser) can create them. See notes/postgres.md, "Migrations".
+``citext`` gives case-insensitive emails with a plain unique index; ``pg_trgm`` is there for the planned search's
+fuzzy matching of names (trigram similarity; nothing uses it yet). Both are trusted extensions in PostgreSQL
+13+, so the database owner (not only a superuser) can create them. See notes/postgres.md, "Migrations".
 
 Revision ID: 0001
 Revises:

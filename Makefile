@@ -20,6 +20,7 @@ status:
 	@$(PY) -m stack status
 
 test: deps  ## every test, against a private stack of real services started by the fixtures
+	@bash stack/install-debian-packages.sh test
 	@$(PY) -m pytest -p no:cacheprovider
 
 lint: deps

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from app.api import health
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.docs import install_offline_docs
+from app.api.entry_point import build_entry_router
 from app.api.metrics import build_metrics_router
 from app.api.openapi import install_problem_openapi
 from app.api.problems import install_problem_handlers
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_offline_docs(app)
     app.include_router(health.router)
     app.include_router(build_api_router())
+    app.include_router(build_entry_router())
     app.include_router(build_metrics_router(exposition_registry(registry)))
 
     # add_middleware wraps: the last added runs first. Request flows RequestId → SecurityHeaders → AccessLog →

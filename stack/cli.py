@@ -27,6 +27,16 @@ POINTER = REPO / ".stack" / "current.json"
 USAGE_EXIT = 2
 
 
+def stack_command() -> str:
+    """This CLI as one pastes it into a fresh shell in the repository: the interpreter running it, by its path.
+
+    Never a bare ``python -m stack``: outside the activated environment that Python has none of our packages."""
+    interpreter = Path(sys.executable)
+    if interpreter.is_relative_to(REPO):
+        interpreter = interpreter.relative_to(REPO)
+    return f"{interpreter} -m stack"
+
+
 def fail_usage(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(USAGE_EXIT)
@@ -118,7 +128,9 @@ def print_welcome(stack: NativeStack) -> None:
         f"  TOKEN=$(curl -s -d 'username=user@example.com&password={password}' {edge}/api/v1/auth/token"
         " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"
         f'  curl -s -H "Authorization: Bearer $TOKEN" {edge}/api/v1/me/bookings\n'
-        "then break something: python -m stack fault redis pause   (and `... resume`)",
+        'then break something (README.md, "Break things", lists every fault):\n'
+        f"  {stack_command()} fault redis pause\n"
+        f"  {stack_command()} fault redis resume",
         flush=True,
     )
 
@@ -139,8 +151,9 @@ def command_down(state: Path | None) -> None:
     print("stopped")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stack", description="refstack's private service stack")
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; tests/integration/test_printed_commands.py parses every command the project prints."""
+    parser = argparse.ArgumentParser(prog=stack_command(), description="refstack's private service stack")
     parser.add_argument("--state", type=Path, help="state file of the stack to act on (default: the `make up` one)")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start everything in the foreground (Ctrl-C stops all)")
@@ -156,7 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     fault.add_argument("service")
     fault.add_argument("verb")
     fault.add_argument("arg", nargs="?")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     try:
         if args.command == "up":
             command_up(args.free_ports, args.through_pgbouncer)

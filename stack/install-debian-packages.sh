@@ -11,6 +11,8 @@ declare -A wanted=(
   [/usr/sbin/pgbouncer]=pgbouncer
   [/usr/bin/docker-compose]=docker-compose
 )
+# `install-debian-packages.sh test` (make test) adds what only the tests use: the browser that renders /docs.
+[ "${1:-}" = test ] && wanted[/usr/bin/chromium]=chromium
 missing=()
 for path in "${!wanted[@]}"; do [ -x "$path" ] || missing+=("${wanted[$path]}"); done
 [ ${#missing[@]} -eq 0 ] && exit 0

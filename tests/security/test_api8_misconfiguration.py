@@ -12,12 +12,11 @@ import base64
 import hashlib
 import json
 import re
-from pathlib import Path
 
 import httpx
 import pytest
-from swagger_ui_bundle import swagger_ui_path
 
+from app.api.docs import SWAGGER_UI_DIR
 from stack.native.stack import NativeStack
 from tests.probes import http
 
@@ -146,6 +145,6 @@ def test_docs_load_only_self_hosted_assets_through_the_edge(stack: NativeStack) 
         asset_status, asset_headers, asset = http("GET", f"{stack.nginx.url}{ref}")
         assert asset_status == 200, ref
         assert kinds[ref[ref.rindex(".") :]] in asset_headers["Content-Type"], ref
-        assert asset == (Path(swagger_ui_path) / ref.rsplit("/", 1)[1]).read_bytes(), ref  # the wheel's file
+        assert asset == (SWAGGER_UI_DIR / ref.rsplit("/", 1)[1]).read_bytes(), ref  # the vendored file
     assert http("GET", f"{stack.nginx.url}/openapi.json")[0] == 200
     assert http("GET", f"{stack.nginx.url}/redoc")[0] == 404  # ReDoc would load from a CDN: not served

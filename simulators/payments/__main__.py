@@ -24,7 +24,7 @@ GRACEFUL_SHUTDOWN_S = 1
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m simulators.payments",
+        prog=".venv/bin/python -m simulators.payments",  # as pasted in the repository (and in the image's /app)
         description="Run the payment-provider SIMULATOR (not product code) in the foreground.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")

@@ -176,11 +176,12 @@ def test_every_landing_page_command_and_cli_hint_resolves() -> None:
     assert unrunnable([*landing_page_commands(), *hints]) == {}
 
 
-def test_help_names_the_interpreter_to_paste() -> None:
+@pytest.mark.parametrize("module", ["stack", "simulators.payments"])
+def test_help_names_the_interpreter_to_paste(module: str) -> None:
     shown = subprocess.run(
-        [INTERPRETER, "-m", "stack", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+        [INTERPRETER, "-m", module, "--help"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
     ).stdout
-    assert shown.startswith(f"usage: {INTERPRETER} -m stack ")
+    assert shown.startswith(f"usage: {INTERPRETER} -m {module} ")
 
 
 def test_what_make_up_prints_resolves_and_is_what_the_readme_shows(

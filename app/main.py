@@ -17,15 +17,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 
 from app.api import health
+from app.api.allowed_methods import install_allowed_methods
 from app.api.body_limit import BodySizeLimitMiddleware
 from app.api.docs import install_offline_docs
 from app.api.entry_point import build_entry_router
 from app.api.metrics import build_metrics_router
-from app.api.openapi import install_problem_openapi
+from app.api.openapi import install_problem_openapi, operation_id
 from app.api.problems import install_problem_handlers
 from app.api.security_headers import SecurityHeadersMiddleware
 from app.api.unhandled import UnhandledErrorMiddleware
 from app.api.v1 import build_api_router
+from app.background import PeriodicJob, running
 from app.cache.client import open_redis
 from app.db.engines import Engines
 from app.db.replica_router import ReplicaRouter
@@ -35,10 +37,12 @@ from app.observability.access import AccessLogMiddleware
 from app.observability.logging import configure_logging
 from app.observability.metrics import (
     BreakerMetrics,
+    JobMetrics,
     ReconcilerMetrics,
     ReplicaMetrics,
     build_breaker_metrics,
     build_http_metrics,
+    build_job_metrics,
     build_reconciler_metrics,
     build_replica_metrics,
     exposition_registry,
@@ -48,6 +52,7 @@ from app.payments.client import open_payments_client
 from app.security.passwords import PasswordHasher
 from app.services.reconciler import PaymentReconciler
 from app.services.sweeper import HoldSweeper
+from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactories
 from app.settings import Settings
 from app.state import AppState
 
@@ -57,6 +62,7 @@ def build_lifespan(
     replica_metrics: ReplicaMetrics,
     breaker_metrics: BreakerMetrics,
     reconciler_metrics: ReconcilerMetrics,
+    job_metrics: JobMetrics,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
     """Open pools and clients, none of which needs its server up yet; close them in reverse order."""
 
@@ -67,39 +73,49 @@ def build_lifespan(
             resources.push_async_callback(engines.dispose)
             redis = open_redis(settings)
             resources.push_async_callback(redis.aclose)
-            router = ReplicaRouter(
+            uows = UnitOfWorkFactories(
+                engines.primary, engines.replica if settings.replica_url else None, TransactionTimeouts.of(settings)
+            )
+            replica_router = ReplicaRouter(
                 primary=engines.primary,
                 replica=engines.replica if settings.replica_url else None,
                 redis=redis,
                 settings=settings,
                 metrics=replica_metrics,
             )
-            await resources.enter_async_context(router.running(settings.replica_check_interval_s))
+            resources.callback(replica_router.cancel_abandoned)
+            replica_check = PeriodicJob(
+                "replica-health", settings.replica_check_interval_s, replica_router.check_once, immediately=True
+            )
+            await resources.enter_async_context(running(replica_check, job_metrics))
             amqp = AmqpConnection(settings)
             amqp.start()
             resources.push_async_callback(amqp.aclose)
             if settings.sweeper_enabled:
-                sweeper = HoldSweeper(engines.primary, batch=settings.sweeper_batch)
-                await resources.enter_async_context(sweeper.running(settings.sweeper_interval_s))
+                sweeper = HoldSweeper(uows.primary, batch=settings.sweeper_batch)
+                sweep = PeriodicJob("hold-sweeper", settings.sweeper_interval_s, sweeper.sweep_once)
+                await resources.enter_async_context(running(sweep, job_metrics))
             payments = open_payments_client(settings)
             payments.breaker.watch(breaker_metrics.transition)
             breaker_metrics.state.labels(breaker=payments.breaker.name).set(0.0)
             resources.push_async_callback(payments.aclose)
             if settings.reconciler_enabled:  # stopped before the payments client it asks is closed
                 reconciler = PaymentReconciler(
-                    engines.primary,
+                    uows.primary,
                     payments,
                     grace_s=settings.reconciler_grace_s,
                     batch=settings.reconciler_batch,
                     metrics=reconciler_metrics,
                 )
-                await resources.enter_async_context(reconciler.running(settings.reconciler_interval_s))
+                reconcile = PeriodicJob("payment-reconciler", settings.reconciler_interval_s, reconciler.reconcile_once)
+                await resources.enter_async_context(running(reconcile, job_metrics))
             webhooks = open_webhook_sender(settings)
             resources.push_async_callback(webhooks.aclose)
             yield AppState(
                 settings=settings,
                 engines=engines,
-                router=router,
+                uows=uows,
+                router=replica_router,
                 redis=redis,
                 amqp=amqp,
                 passwords=PasswordHasher(),
@@ -118,18 +134,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     replica_metrics = build_replica_metrics(registry)
     breaker_metrics = build_breaker_metrics(registry)
     reconciler_metrics = build_reconciler_metrics(registry)
+    job_metrics = build_job_metrics(registry)
 
     app = FastAPI(
         title="refstack",
         version="0.1.0",
-        lifespan=build_lifespan(settings, replica_metrics, breaker_metrics, reconciler_metrics),
+        lifespan=build_lifespan(settings, replica_metrics, breaker_metrics, reconciler_metrics, job_metrics),
         docs_url=None,  # install_offline_docs serves /docs from local files; ReDoc would load from a CDN
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
+    install_allowed_methods(app)
     install_problem_openapi(app)
     install_offline_docs(app)
-    app.include_router(health.router)
+    app.include_router(health.build_health_router())
     app.include_router(build_api_router())
     app.include_router(build_entry_router())
     app.include_router(build_metrics_router(exposition_registry(registry)))

@@ -17,7 +17,7 @@ from app.db.engines import build_engine
 from app.db.models import Event, User
 from app.security.passwords import PasswordHasher
 from app.services.events import NewEvent, create_event
-from app.services.unit_of_work import UnitOfWork
+from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactory
 from app.settings import Settings
 
 ORGANIZER, USER = "organizer@example.com", "user@example.com"
@@ -34,9 +34,9 @@ async def seed(settings: Settings) -> int:
     """Create the demo accounts and events unless they exist; returns how many events it created."""
     engine = build_engine(settings.database_url, settings)
     hasher = PasswordHasher()
-    uow = UnitOfWork(engine)
+    uows = UnitOfWorkFactory(engine, TransactionTimeouts.of(settings))
     try:
-        async with uow:
+        async with uows() as uow:
             for email, role in ((ORGANIZER, "organizer"), (USER, "user")):
                 await uow.session.execute(
                     insert(User)
@@ -51,7 +51,7 @@ async def seed(settings: Settings) -> int:
         start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=7)
         for day, (title, city, venue, price, rows, per_row) in enumerate(EVENTS):
             event = NewEvent(title, city, venue, start + timedelta(days=day), price, rows, per_row)
-            await create_event(uow, organizer_id, event)
+            await create_event(uows, organizer_id, event)
         return len(EVENTS)
     finally:
         await engine.dispose()

@@ -18,12 +18,14 @@ from app.messaging.amqp_connection import AmqpConnection
 from app.notifications.webhook_sender import WebhookSender
 from app.payments.client import PaymentsClient
 from app.security.passwords import PasswordHasher
+from app.services.unit_of_work import UnitOfWorkFactories
 from app.settings import Settings
 
 
 class AppState(TypedDict):
     settings: Settings
     engines: Engines
+    uows: UnitOfWorkFactories
     router: ReplicaRouter
     redis: Redis
     amqp: AmqpConnection

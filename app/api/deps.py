@@ -1,5 +1,6 @@
-"""What a route needs, said as a type: ``StateDep``, ``SettingsDep``, ``CurrentUser``, ``Organizer``, ``UowDep``
-(writes, on the primary), ``ReadsDep`` (read-only use cases, routed by the ReplicaRouter).
+"""What a route needs, said as a type: ``StateDep``, ``SettingsDep``, ``CurrentUser``, ``Organizer``, ``UowsDep``
+(the primary's unit-of-work factory, for writes), ``ReadsDep`` (read-only use cases, routed by the ReplicaRouter),
+``ReplicaRouterDep`` and ``PaymentsDep``.
 
 Why ``Annotated`` aliases: a route names what it needs and one override in a test reaches every route. They read
 the lifespan state from the request scope, so nothing here holds a client. See notes/fastapi.md,
@@ -19,7 +20,7 @@ from app.db.replica_router import ReplicaRouter
 from app.db.replica_routing import Reason
 from app.payments.client import PaymentsClient
 from app.security.tokens import InvalidTokenError, Principal, verify_access_token
-from app.services.unit_of_work import TransactionTimeouts, UnitOfWork
+from app.services.unit_of_work import UnitOfWorkFactories, UnitOfWorkFactory
 from app.settings import Settings
 from app.state import AppState
 
@@ -86,36 +87,36 @@ async def require_organizer(principal: CurrentUser) -> Principal:
 Organizer = Annotated[Principal, Depends(require_organizer)]
 
 
-async def unit_of_work(state: StateDep) -> UnitOfWork:
-    """A unit of work on the primary for this request, bounded by the server-side timeouts; the route's service
-    decides when to commit."""
-    return UnitOfWork(state["engines"].primary, TransactionTimeouts.of(state["settings"]))
+async def unit_of_work_factory(state: StateDep) -> UnitOfWorkFactory:
+    """The primary's unit-of-work factory, built once by the lifespan with the server-side transaction timeouts;
+    each transaction of a use case is ``async with uows() as uow``, and the use case decides when to commit."""
+    return state["uows"].primary
 
 
-UowDep = Annotated[UnitOfWork, Depends(unit_of_work)]
+UowsDep = Annotated[UnitOfWorkFactory, Depends(unit_of_work_factory)]
 
 
 class Reads:
-    """Read-only use cases for one caller, each on a fresh unit of work on the engine the router picks.
+    """Read-only use cases for one caller, each given the unit-of-work factory of the engine the router picks.
 
-    Why a runner instead of a unit of work: the router may abandon a replica that stalls and re-run the use case on
-    the primary, which a unit of work handed out before the first query could not do.
+    Why a runner instead of a factory handed out up front: the router may abandon a replica that stalls and re-run
+    the use case on the primary, which it can only do if it decides where the use case runs.
     """
 
-    def __init__(self, router: ReplicaRouter, user_id: uuid.UUID | None, timeouts: TransactionTimeouts) -> None:
+    def __init__(self, router: ReplicaRouter, user_id: uuid.UUID | None, uows: UnitOfWorkFactories) -> None:
         self._router = router
         self._user_id = user_id
-        self._timeouts = timeouts
+        self._uows = uows
 
-    async def run(self, use_case: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        return await self._router.read(self._user_id, lambda engine: use_case(UnitOfWork(engine, self._timeouts)))
+    async def run(self, use_case: Callable[[UnitOfWorkFactory], Awaitable[T]]) -> T:
+        return await self._router.read(self._user_id, lambda engine: use_case(self._uows.on(engine)))
 
-    async def run_on_primary(self, reason: Reason, use_case: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        return await self._router.on_primary(reason, lambda engine: use_case(UnitOfWork(engine, self._timeouts)))
+    async def run_on_primary(self, reason: Reason, use_case: Callable[[UnitOfWorkFactory], Awaitable[T]]) -> T:
+        return await self._router.on_primary(reason, lambda engine: use_case(self._uows.on(engine)))
 
 
 async def reads(state: StateDep, user: MaybeUser) -> Reads:
-    return Reads(state["router"], user.user_id if user else None, TransactionTimeouts.of(state["settings"]))
+    return Reads(state["router"], user.user_id if user else None, state["uows"])
 
 
 ReadsDep = Annotated[Reads, Depends(reads)]
@@ -126,7 +127,7 @@ async def replica_router(state: StateDep) -> ReplicaRouter:
     return state["router"]
 
 
-RouterDep = Annotated[ReplicaRouter, Depends(replica_router)]
+ReplicaRouterDep = Annotated[ReplicaRouter, Depends(replica_router)]
 
 
 async def payments_client(state: StateDep) -> PaymentsClient:

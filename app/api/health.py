@@ -24,8 +24,6 @@ from pydantic import BaseModel
 from app.api.deps import StateDep
 from app.db.engines import ping
 
-router = APIRouter(prefix="/health", tags=["health"])
-
 REQUIRED = "postgres"
 ERROR_CHARS = 300
 
@@ -73,22 +71,26 @@ def overall(checks: Mapping[str, DependencyCheck]) -> Literal["ok", "degraded", 
     return "degraded" if any(check.status == "down" for check in checks.values()) else "ok"
 
 
-@router.get("/live")
-async def live() -> Liveness:
-    return Liveness(status="ok")
+def build_health_router() -> APIRouter:
+    api = APIRouter(prefix="/health", tags=["health"])
 
+    @api.get("/live")
+    async def live() -> Liveness:
+        return Liveness(status="ok")
 
-@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
-async def ready(state: StateDep) -> JSONResponse:
-    engines = state["engines"]
-    probes: dict[str, Probe] = {
-        REQUIRED: partial(ping, engines.primary),
-        "replica": partial(ping, engines.replica),
-        "redis": state["redis"].ping,
-        "rabbitmq": state["amqp"].round_trip,
-    }
-    timeout_s = state["settings"].health_check_timeout_s
-    results = await asyncio.gather(*(run_check(probe, timeout_s) for probe in probes.values()))
-    checks = dict(zip(probes, results, strict=True))
-    report = Readiness(status=overall(checks), checks=checks)
-    return JSONResponse(report.model_dump(), status_code=503 if report.status == "down" else 200)
+    @api.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+    async def ready(state: StateDep) -> JSONResponse:
+        engines = state["engines"]
+        probes: dict[str, Probe] = {
+            REQUIRED: partial(ping, engines.primary),
+            "replica": partial(ping, engines.replica),
+            "redis": state["redis"].ping,
+            "rabbitmq": state["amqp"].round_trip,
+        }
+        timeout_s = state["settings"].health_check_timeout_s
+        results = await asyncio.gather(*(run_check(probe, timeout_s) for probe in probes.values()))
+        checks = dict(zip(probes, results, strict=True))
+        report = Readiness(status=overall(checks), checks=checks)
+        return JSONResponse(report.model_dump(), status_code=503 if report.status == "down" else 200)
+
+    return api

@@ -3,7 +3,8 @@ unfit; writes never come here (they use the primary engine directly).
 
 Why these moving parts, all bounded by ``replica_check_timeout_s``:
 
-- a health loop per worker samples the replica every ``replica_check_interval_s`` (replayed LSN, lag in bytes
+- a health check per worker (a periodic job, app/background.py) samples the replica every
+  ``replica_check_interval_s`` (replayed LSN, lag in bytes
   against the primary's ``pg_current_wal_lsn()``, lag in seconds only while WAL is outstanding) and takes it out
   of rotation when unreachable or past ``replica_max_lag_bytes`` / ``replica_max_lag_s``, back in when fit;
 - read-your-writes: after a user's write, ``remember_write`` stores the primary's
@@ -27,8 +28,7 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
@@ -36,7 +36,6 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.background import running_in_background
 from app.db.engines import fetch_row
 from app.db.replica_rotation import ReplicaRotation
 from app.db.replica_routing import (
@@ -149,21 +148,10 @@ class ReplicaRouter:
         lag_s = lag_seconds(lag_bytes, age_s, behind_for_s=now - (self._behind_since or now))
         return ReplicaSample(replay_lsn=int(replayed), lag_bytes=lag_bytes, lag_s=lag_s)
 
-    async def run(self, interval_s: float) -> None:
-        """Check now, then every ``interval_s`` until cancelled."""
-        while True:
-            await self.check_once()
-            await asyncio.sleep(interval_s)  # sleep-ok: the check schedule, not a synchronisation
-
-    @asynccontextmanager
-    async def running(self, interval_s: float) -> AsyncIterator[asyncio.Task[None]]:
-        """The health loop as a background task for the duration of the ``async with``; cancelled on exit."""
-        try:
-            async with running_in_background(self.run(interval_s), "replica-health") as task:
-                yield task
-        finally:
-            for abandoned in list(self._abandoned):
-                abandoned.cancel()
+    def cancel_abandoned(self) -> None:
+        """On shutdown: cancel the replica reads left behind, whose clean-up may still wait on a frozen server."""
+        for abandoned in list(self._abandoned):
+            abandoned.cancel()
 
     # -- read-your-writes -----------------------------------------------------------------------------------
     async def remember_write(self, user_id: uuid.UUID) -> None:

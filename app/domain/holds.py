@@ -1,5 +1,9 @@
 """Hold rules: what a valid seat request is, when a hold expires, and which hold states may follow which.
 
+Why the transition table is the one source: every conditional ``UPDATE`` that moves a hold's status is built from
+``MOVES`` by app/db/status_moves.py, which refuses a move the table does not list; no status move is written by
+hand anywhere else.
+
 Why pure: the request rule (1..max distinct seats, in one canonical order) and the expiry rule are the parts of
 "place a hold" that need no database, so they are tested without one. The canonical order (sorted ids) is the
 order the hold statement locks rows in, which is what keeps overlapping multi-seat holds from deadlocking
@@ -30,12 +34,12 @@ MOVES: frozenset[tuple[HoldStatus, HoldStatus]] = frozenset(
         (HoldStatus.ACTIVE, HoldStatus.EXPIRED),
         (HoldStatus.ACTIVE, HoldStatus.RELEASED),
         (HoldStatus.PAYING, HoldStatus.BOOKED),
-        (HoldStatus.PAYING, HoldStatus.ACTIVE),  # the charge failed; the user may retry while the hold lasts
+        (HoldStatus.PAYING, HoldStatus.ACTIVE),  # the charge did not happen; the user may retry while it lasts
+        (HoldStatus.PAYING, HoldStatus.PAYING),  # a retry with the same card after an unknown outcome re-claims it
     }
 )
 SWEEPABLE = frozenset({HoldStatus.ACTIVE})
 HOLDING = frozenset({HoldStatus.ACTIVE, HoldStatus.PAYING})  # states whose seats are still tied up
-FINISHED = frozenset({HoldStatus.BOOKED, HoldStatus.EXPIRED, HoldStatus.RELEASED})
 
 
 class SeatRequestError(ValueError):
@@ -80,10 +84,10 @@ def expires_at(now: datetime, ttl_s: int) -> datetime:
     return now + timedelta(seconds=ttl_s)
 
 
-def is_expired(expiry: datetime, now: datetime) -> bool:
-    """A hold stops holding at its expiry instant, inclusive (the sweeper uses the same ``<=``)."""
-    return expiry <= now
-
-
 def can_move(current: HoldStatus, target: HoldStatus) -> bool:
     return (current, target) in MOVES
+
+
+def sources_of(target: HoldStatus) -> frozenset[HoldStatus]:
+    """Every state a hold may reach ``target`` from (empty: nothing moves there)."""
+    return frozenset(source for source, to in MOVES if to == target)

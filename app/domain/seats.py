@@ -1,9 +1,9 @@
 """The seat state machine: available → held → sold, and held → available when a hold ends unsold.
 
 Why spell it out: every write to a seat is one of these three moves, and nothing else (sold seats never come back,
-an available seat is never sold without a hold). The database guards the same rule: the hold statement only
-claims rows ``WHERE status = 'available'``, and a check constraint ties ``status = 'available'`` to
-``hold_id IS NULL``. See notes/postgres.md, "Contention".
+an available seat is never sold without a hold). Every seat ``UPDATE`` that changes a status is built from ``MOVES``
+by app/db/status_moves.py, so the table is what the product runs; the database guards the same rule besides: a
+check constraint ties ``status = 'available'`` to ``hold_id IS NULL``. See notes/postgres.md, "Contention".
 """
 
 from __future__ import annotations
@@ -26,16 +26,10 @@ MOVES: frozenset[tuple[SeatStatus, SeatStatus]] = frozenset(
 )
 
 
-class SeatMoveError(ValueError):
-    """A move the state machine forbids, e.g. sold → available."""
-
-
 def can_move(current: SeatStatus, target: SeatStatus) -> bool:
     return (current, target) in MOVES
 
 
-def move(current: SeatStatus, target: SeatStatus) -> SeatStatus:
-    """``target`` if the seat may go there from ``current``; raises ``SeatMoveError`` otherwise."""
-    if not can_move(current, target):
-        raise SeatMoveError(f"a seat cannot go from {current} to {target}")
-    return target
+def sources_of(target: SeatStatus) -> frozenset[SeatStatus]:
+    """Every state a seat may reach ``target`` from (empty: nothing moves there)."""
+    return frozenset(source for source, to in MOVES if to == target)

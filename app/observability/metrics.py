@@ -151,6 +151,27 @@ def build_reconciler_metrics(registry: CollectorRegistry) -> ReconcilerMetrics:
     )
 
 
+@dataclass(frozen=True)
+class JobMetrics:
+    """Runs of each periodic job (app/background.py), by outcome: ok or failed. See notes/fastapi.md."""
+
+    runs: Counter
+
+    def observe(self, *, job: str, outcome: str) -> None:
+        self.runs.labels(job=job, outcome=outcome).inc()
+
+
+def build_job_metrics(registry: CollectorRegistry) -> JobMetrics:
+    return JobMetrics(
+        runs=Counter(
+            "background_job_runs",
+            "Runs of each periodic background job, by outcome.",
+            ["job", "outcome"],
+            registry=registry,
+        ),
+    )
+
+
 def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
     """What ``/metrics`` renders: the app's own registry, or the sum of every worker's files when multiprocess."""
     directory = os.environ.get(MULTIPROC_ENV)

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import UUID
 
 from app.db.models import Event, Seat
 from app.domain.seats import SeatStatus
-from app.services.unit_of_work import UnitOfWork
+from app.services.unit_of_work import UnitOfWorkFactory
 
 EventKey = tuple[datetime, uuid.UUID]
 """The list's sort key, ``(starts_at, id)``: unique, so keyset pages never tie."""
@@ -85,6 +85,10 @@ class SeatRecord:
 class EventNotFoundError(LookupError):
     """No event has this id."""
 
+    def __init__(self, event_id: uuid.UUID) -> None:
+        super().__init__(f"no event {event_id}")
+        self.event_id = event_id
+
 
 class NotEventOrganizerError(PermissionError):
     """The caller is an organizer, but not the one who created this event."""
@@ -109,9 +113,9 @@ def _record(event: Event) -> EventRecord:
     )
 
 
-async def create_event(uow: UnitOfWork, organizer_id: uuid.UUID, new: NewEvent) -> EventRecord:
+async def create_event(uows: UnitOfWorkFactory, organizer_id: uuid.UUID, new: NewEvent) -> EventRecord:
     """The event and its seats, numbered ``row`` 1..rows × ``number`` 1..seats_per_row, all available."""
-    async with uow:
+    async with uows() as uow:
         inserted = insert(Event).values(organizer_id=organizer_id, **vars(new)).returning(Event)
         event = (await uow.session.execute(inserted)).scalar_one()
         row = func.generate_series(1, new.rows).table_valued("value").render_derived(name="r")
@@ -122,8 +126,8 @@ async def create_event(uow: UnitOfWork, organizer_id: uuid.UUID, new: NewEvent) 
     return _record(event)
 
 
-async def get_event(uow: UnitOfWork, event_id: uuid.UUID) -> EventRecord:
-    async with uow:  # read inside: leaving the unit of work rolls back, which expires loaded objects
+async def get_event(uows: UnitOfWorkFactory, event_id: uuid.UUID) -> EventRecord:
+    async with uows() as uow:  # read inside: leaving the unit of work rolls back, which expires loaded objects
         event = await uow.session.get(Event, event_id)
         if event is None:
             raise EventNotFoundError(event_id)
@@ -158,22 +162,24 @@ def listing_query(where: EventFilter, after: EventKey | None, fetch: int) -> Sel
     return query.order_by(Event.starts_at, Event.id).limit(fetch)
 
 
-async def list_events(uow: UnitOfWork, where: EventFilter, after: EventKey | None, fetch: int) -> list[EventListing]:
+async def list_events(
+    uows: UnitOfWorkFactory, where: EventFilter, after: EventKey | None, fetch: int
+) -> list[EventListing]:
     """Up to ``fetch`` events after the key ``after``, in ``(starts_at, id)`` order, with live seat counts."""
-    async with uow:
+    async with uows() as uow:
         rows = (await uow.session.execute(listing_query(where, after, fetch))).mappings().all()
     return [EventListing(**row) for row in rows]
 
 
 async def update_event(
-    uow: UnitOfWork,
+    uows: UnitOfWorkFactory,
     organizer_id: uuid.UUID,
     event_id: uuid.UUID,
     changes: Mapping[str, object],
     versions: frozenset[int] | None,
 ) -> EventRecord:
     """Apply ``changes`` if the event is still at one of ``versions`` (``None``: any) and bump its version."""
-    async with uow:
+    async with uows() as uow:
         owner = await uow.session.scalar(select(Event.organizer_id).where(Event.id == event_id))
         if owner is None:
             raise EventNotFoundError(event_id)
@@ -195,14 +201,14 @@ async def update_event(
     return _record(event)
 
 
-async def list_seats(uow: UnitOfWork, event_id: uuid.UUID) -> list[SeatRecord]:
+async def list_seats(uows: UnitOfWorkFactory, event_id: uuid.UUID) -> list[SeatRecord]:
     """Every seat of the event by row and number; an event always has at least one, so none means no event."""
     query = (
         select(Seat.id, Seat.row, Seat.number, Seat.status)
         .where(Seat.event_id == event_id)
         .order_by(Seat.row, Seat.number)
     )
-    async with uow:
+    async with uows() as uow:
         rows = (await uow.session.execute(query)).all()
     if not rows:
         raise EventNotFoundError(event_id)

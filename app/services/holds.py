@@ -7,7 +7,8 @@ against the committed row, so the loser sees ``held`` and claims nothing. If few
 for, the unit of work rolls back the whole transaction (hold row included): all or nothing, 409. The design, its
 alternatives (SERIALIZABLE with retry, optimistic versions) and the proof are in notes/postgres.md,
 "Contention". The per-account cap on active holds is decided in the same transaction, under a lock on the
-user's row: notes/security.md, "Resource caps per user".
+user's row: notes/security.md, "Resource caps per user". Every status move here (claim, release, free) is built
+from the transition tables by app/db/status_moves.py.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, func, insert, or_, select, update
+from sqlalchemy import Select, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Event, Hold, Seat, User
+from app.db.status_moves import move_holds, move_seats
 from app.domain.holds import HOLDING, HoldStatus, check_hold_quota, expires_at
 from app.domain.seats import SeatStatus
 from app.services.events import EventNotFoundError
-from app.services.unit_of_work import QUIET, UnitOfWork
+from app.services.unit_of_work import UnitOfWorkFactory
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class SeatsNotAvailableError(Exception):
 class HoldNotFoundError(LookupError):
     """No hold with this id belongs to the caller (someone else's hold is not found either)."""
 
+    def __init__(self, hold_id: uuid.UUID) -> None:
+        super().__init__(f"no hold {hold_id}")
+        self.hold_id = hold_id
+
 
 class HoldNotReleasableError(Exception):
     """The hold is being paid for or is booked; its seats are no longer the holder's to give back."""
@@ -57,7 +63,7 @@ class HoldNotReleasableError(Exception):
 
 
 async def place_hold(
-    uow: UnitOfWork,
+    uows: UnitOfWorkFactory,
     *,
     user_id: uuid.UUID,
     event_id: uuid.UUID,
@@ -70,7 +76,7 @@ async def place_hold(
     only while the user has fewer than ``max_active_holds`` holds (``HoldLimitError`` otherwise)."""
     hold_id = uuid.uuid4()
     expiry = expires_at(now, ttl_s)
-    async with uow:
+    async with uows() as uow:
         session = uow.session
         # The event's existence and, in the same round trip, a first unlocked count: an account already at its cap
         # is refused before it locks a seat someone else may want.
@@ -89,11 +95,10 @@ async def place_hold(
             .with_for_update()
         )
         claim = (
-            update(Seat)
+            move_seats(SeatStatus.HELD, SeatStatus.AVAILABLE)
             .where(Seat.id.in_(claimable))
-            .values(status=SeatStatus.HELD, hold_id=hold_id)
+            .values(hold_id=hold_id)
             .returning(Seat.id)
-            .execution_options(**QUIET)
         )
         claimed = set((await session.execute(claim)).scalars())
         if len(claimed) != len(seat_ids):
@@ -135,9 +140,9 @@ def other_active_holds(user_id: uuid.UUID, hold_id: uuid.UUID, now: datetime) ->
     )
 
 
-async def get_hold(uow: UnitOfWork, *, hold_id: uuid.UUID, user_id: uuid.UUID) -> HoldRecord:
+async def get_hold(uows: UnitOfWorkFactory, *, hold_id: uuid.UUID, user_id: uuid.UUID) -> HoldRecord:
     """The caller's hold and the seats it claims now (none once it expired or was released)."""
-    async with uow:
+    async with uows() as uow:
         hold = await uow.session.get(Hold, hold_id)
         if hold is None or hold.user_id != user_id:
             raise HoldNotFoundError(hold_id)
@@ -145,20 +150,18 @@ async def get_hold(uow: UnitOfWork, *, hold_id: uuid.UUID, user_id: uuid.UUID) -
         return HoldRecord(hold.id, hold.event_id, tuple(seats), hold.expires_at, HoldStatus(hold.status))
 
 
-async def release_hold(uow: UnitOfWork, *, hold_id: uuid.UUID, user_id: uuid.UUID) -> None:
+async def release_hold(uows: UnitOfWorkFactory, *, hold_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """Give the seats back. Idempotent: an already expired or released hold is fine; a paying or booked one is not.
 
     The conditional ``UPDATE … WHERE status = 'active'`` races safely with the sweeper: whichever commits first
     wins, and the other finds the hold no longer active.
     """
-    async with uow:
+    async with uows() as uow:
         session = uow.session
         released = await session.scalar(
-            update(Hold)
-            .where(Hold.id == hold_id, Hold.user_id == user_id, Hold.status == HoldStatus.ACTIVE)
-            .values(status=HoldStatus.RELEASED)
+            move_holds(HoldStatus.RELEASED, HoldStatus.ACTIVE)
+            .where(Hold.id == hold_id, Hold.user_id == user_id)
             .returning(Hold.id)
-            .execution_options(**QUIET)
         )
         if released is None:
             status = await session.scalar(select(Hold.status).where(Hold.id == hold_id, Hold.user_id == user_id))
@@ -174,8 +177,5 @@ async def release_hold(uow: UnitOfWork, *, hold_id: uuid.UUID, user_id: uuid.UUI
 async def free_seats(session: AsyncSession, hold_ids: Sequence[uuid.UUID]) -> None:
     """Seats of ended holds go back to ``available`` (held → available; sold seats never move back)."""
     await session.execute(
-        update(Seat)
-        .where(Seat.hold_id.in_(hold_ids), Seat.status == SeatStatus.HELD)
-        .values(status=SeatStatus.AVAILABLE, hold_id=None)
-        .execution_options(**QUIET)
+        move_seats(SeatStatus.AVAILABLE, SeatStatus.HELD).where(Seat.hold_id.in_(hold_ids)).values(hold_id=None)
     )

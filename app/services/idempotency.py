@@ -19,7 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.db.models import IdempotencyKey
-from app.services.unit_of_work import UnitOfWork
+from app.services.unit_of_work import UnitOfWorkFactory
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -42,11 +42,11 @@ class Claim:
     stored: StoredResponse | None = None
 
 
-async def claim(uow: UnitOfWork, user_id: uuid.UUID, key: str, print_: str) -> Claim:
-    async with uow:
+async def claim(uows: UnitOfWorkFactory, user_id: uuid.UUID, key: str, request_fingerprint: str) -> Claim:
+    async with uows() as uow:
         inserted = await uow.session.scalar(
             insert(IdempotencyKey)
-            .values(user_id=user_id, key=key, fingerprint=print_)
+            .values(user_id=user_id, key=key, fingerprint=request_fingerprint)
             .on_conflict_do_nothing()
             .returning(IdempotencyKey.key)
         )
@@ -58,7 +58,7 @@ async def claim(uow: UnitOfWork, user_id: uuid.UUID, key: str, print_: str) -> C
         )
         if row is None:  # the owner gave up (5xx) between our insert and select: claim again
             return Claim("in_progress")
-        if row.fingerprint != print_:
+        if row.fingerprint != request_fingerprint:
             return Claim("mismatch")
         if row.status != "completed" or row.response_status is None or row.response_body is None:
             return Claim("in_progress")
@@ -67,8 +67,8 @@ async def claim(uow: UnitOfWork, user_id: uuid.UUID, key: str, print_: str) -> C
         )
 
 
-async def complete(uow: UnitOfWork, user_id: uuid.UUID, key: str, response: StoredResponse) -> None:
-    async with uow:
+async def complete(uows: UnitOfWorkFactory, user_id: uuid.UUID, key: str, response: StoredResponse) -> None:
+    async with uows() as uow:
         await uow.session.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
@@ -82,9 +82,9 @@ async def complete(uow: UnitOfWork, user_id: uuid.UUID, key: str, response: Stor
         await uow.commit()
 
 
-async def abandon(uow: UnitOfWork, user_id: uuid.UUID, key: str) -> None:
+async def abandon(uows: UnitOfWorkFactory, user_id: uuid.UUID, key: str) -> None:
     """Forget a claim whose request failed on our side, so a retry with the same key executes again."""
-    async with uow:
+    async with uows() as uow:
         await uow.session.execute(
             delete(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
         )

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import RefreshToken, User
 from app.security.refresh_tokens import new_refresh_token, refresh_token_hash
 from app.security.tokens import Principal
-from app.services.unit_of_work import QUIET, UnitOfWork
+from app.services.unit_of_work import UnitOfWorkFactory
 from app.services.users import as_role
 
 log = structlog.get_logger(__name__)
@@ -41,19 +41,19 @@ class InvalidRefreshTokenError(Exception):
     """Unknown, expired, spent or revoked; a spent or revoked one has also revoked its family by now."""
 
 
-async def start_family(uow: UnitOfWork, user_id: uuid.UUID, *, ttl_s: int) -> str:
+async def start_family(uows: UnitOfWorkFactory, user_id: uuid.UUID, *, ttl_s: int) -> str:
     """The first refresh token of a new family (one family per login)."""
     token = new_refresh_token()
-    async with uow:
+    async with uows() as uow:
         await _add_link(uow.session, user_id, uuid.uuid4(), token, ttl_s)
         await uow.commit()
     return token
 
 
-async def rotate(uow: UnitOfWork, presented: str, *, ttl_s: int) -> Rotation:
+async def rotate(uows: UnitOfWorkFactory, presented: str, *, ttl_s: int) -> Rotation:
     """Spend ``presented`` and return its successor, or revoke its family if it was already used, then refuse."""
     token_hash = refresh_token_hash(presented)
-    async with uow:
+    async with uows() as uow:
         spend = (
             update(RefreshToken)
             .where(
@@ -65,7 +65,7 @@ async def rotate(uow: UnitOfWork, presented: str, *, ttl_s: int) -> Rotation:
             )
             .values(spent_at=func.now())
             .returning(RefreshToken.user_id, RefreshToken.family_id, User.role)
-            .execution_options(**QUIET)
+            .execution_options(synchronize_session=False)
         )
         claimed = (await uow.session.execute(spend)).one_or_none()
         if claimed is not None:
@@ -82,9 +82,9 @@ async def rotate(uow: UnitOfWork, presented: str, *, ttl_s: int) -> Rotation:
     raise InvalidRefreshTokenError("unknown, expired, spent or revoked refresh token")
 
 
-async def revoke_family(uow: UnitOfWork, presented: str) -> None:
+async def revoke_family(uows: UnitOfWorkFactory, presented: str) -> None:
     """Logout: every link of the presented token's family stops working; unknown tokens change nothing."""
-    async with uow:
+    async with uows() as uow:
         await _revoke_family(uow.session, refresh_token_hash(presented), true())
         await uow.commit()
 
@@ -110,6 +110,6 @@ async def _revoke_family(
         .where(RefreshToken.family_id == family.scalar_subquery(), RefreshToken.revoked_at.is_(None))
         .values(revoked_at=func.now())
         .returning(RefreshToken.user_id, RefreshToken.family_id)
-        .execution_options(**QUIET)
+        .execution_options(synchronize_session=False)
     )
     return [(row.user_id, row.family_id) for row in await session.execute(revoke)]

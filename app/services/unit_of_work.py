@@ -1,29 +1,33 @@
-"""One transaction per use case on the primary: ``async with UnitOfWork(engine) as uow`` … ``await uow.commit()``.
+"""One transaction per unit of work: ``async with uows() as uow`` … ``await uow.commit()``.
 
 Why a unit of work that rolls back on exit: only an explicit ``commit()`` persists anything, so an exception, an
 early return or a forgotten commit can never leave half a change behind ("no partial write"). Later, outbox rows
 join the same transaction.
 
+Why one factory, built once per engine by the lifespan: every transaction in the process — a request's, the
+sweeper's, the reconciler's, the seed's — is opened the same way, with the same server-side bounds and the one
+sessionmaker of its engine. A unit of work is one transaction and is used once: entering it again (a nested
+``async with`` on the same object, or a second step of a use case reusing the first's) raises instead of silently
+replacing its session; a second transaction is a second ``uows()``.
+
 Why ``TransactionTimeouts``: the server-side bounds of each transaction, set with ``set_config(..., true)`` (that
 is ``SET LOCAL``) as its first statement, so they end with the transaction and never leak to the next borrower of
 the pooled connection. A writer queued behind a row lock gives up after ``lock_timeout`` (SQLSTATE 55P03) and any
 statement after ``statement_timeout`` (57014), both well inside the client's ``command_timeout`` and the edge's
-5 s, so the caller gets a clear problem instead of a hang. See notes/postgres.md, "Contention" and "Plans,
-indexes and timeouts".
+5 s, so the caller gets a clear problem instead of a hang — and a background job gets the same error instead of
+pinning a connection. See notes/postgres.md, "Contention" and "Plans, indexes and timeouts".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from types import TracebackType
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.settings import Settings
-
-QUIET = {"synchronize_session": False}  # bulk UPDATE/DELETE statements: nothing in the session to keep in step
-
 
 _SET_LOCAL_TIMEOUTS = text(
     "SELECT set_config('lock_timeout', :lock_ms, true), set_config('statement_timeout', :statement_ms, true)"
@@ -42,11 +46,20 @@ class TransactionTimeouts:
         return cls(lock_ms=settings.db_lock_timeout_ms, statement_ms=settings.db_statement_timeout_ms)
 
 
+class _Phase(Enum):
+    NEW = "new"
+    OPEN = "open"
+    DONE = "done"
+
+
 class UnitOfWork:
-    def __init__(self, engine: AsyncEngine, timeouts: TransactionTimeouts | None = None) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    """One transaction; made by ``UnitOfWorkFactory``, entered exactly once."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], timeouts: TransactionTimeouts | None) -> None:
+        self._sessions = sessions
         self._timeouts = timeouts
         self._session: AsyncSession | None = None
+        self._phase = _Phase.NEW
 
     @property
     def session(self) -> AsyncSession:
@@ -55,6 +68,9 @@ class UnitOfWork:
         return self._session
 
     async def __aenter__(self) -> UnitOfWork:
+        if self._phase is not _Phase.NEW:
+            raise RuntimeError("a unit of work is one transaction: open the next one with `uows()`")
+        self._phase = _Phase.OPEN
         self._session = self._sessions()
         if self._timeouts is not None:  # one round trip; it also begins the transaction the bounds belong to
             bounds = {"lock_ms": str(self._timeouts.lock_ms), "statement_ms": str(self._timeouts.statement_ms)}
@@ -68,7 +84,7 @@ class UnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        session, self._session = self.session, None
+        session, self._session, self._phase = self.session, None, _Phase.DONE
         try:
             await session.rollback()
         finally:
@@ -76,3 +92,30 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
+
+
+class UnitOfWorkFactory:
+    """``uows()`` is a new unit of work on one engine; the sessionmaker is built here, once."""
+
+    def __init__(self, engine: AsyncEngine, timeouts: TransactionTimeouts | None) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self._timeouts = timeouts
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self._sessions, self._timeouts)
+
+
+class UnitOfWorkFactories:
+    """The primary's factory (every write, every background job) and, when there is one, the replica's (reads the
+    ReplicaRouter sends there); ``on(engine)`` is the factory of the engine the router picked."""
+
+    def __init__(self, primary: AsyncEngine, replica: AsyncEngine | None, timeouts: TransactionTimeouts) -> None:
+        self.primary = UnitOfWorkFactory(primary, timeouts)
+        self.replica = UnitOfWorkFactory(replica, timeouts) if replica is not None else None
+
+    def on(self, engine: AsyncEngine) -> UnitOfWorkFactory:
+        for factory in (self.primary, self.replica):
+            if factory is not None and factory.engine is engine:
+                return factory
+        raise LookupError("no unit-of-work factory for this engine")

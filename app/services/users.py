@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from app.db.models import User
 from app.security.passwords import PasswordHasher
 from app.security.tokens import Principal, Role
-from app.services.unit_of_work import UnitOfWork
+from app.services.unit_of_work import UnitOfWorkFactory
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,10 @@ class EmailTakenError(Exception):
     """Another account already uses this email (compared case-insensitively)."""
 
 
-async def register_user(uow: UnitOfWork, hasher: PasswordHasher, email: str, password: str) -> RegisteredUser:
+async def register_user(uows: UnitOfWorkFactory, hasher: PasswordHasher, email: str, password: str) -> RegisteredUser:
     """Insert the user; the unique index on the citext email decides races, not a prior SELECT."""
     password_hash = await run_in_threadpool(hasher.hash, password)
-    async with uow:
+    async with uows() as uow:
         statement = (
             insert(User)
             .values(email=email, password_hash=password_hash, role="user")
@@ -51,15 +51,15 @@ def as_role(value: str) -> Role:
     return "organizer" if value == "organizer" else "user"
 
 
-async def load_user(uow: UnitOfWork, user_id: uuid.UUID) -> RegisteredUser | None:
-    async with uow:
+async def load_user(uows: UnitOfWorkFactory, user_id: uuid.UUID) -> RegisteredUser | None:
+    async with uows() as uow:
         user = await uow.session.get(User, user_id)
         return None if user is None else RegisteredUser(id=user.id, email=user.email, role=as_role(user.role))
 
 
-async def authenticate(uow: UnitOfWork, hasher: PasswordHasher, email: str, password: str) -> Principal | None:
+async def authenticate(uows: UnitOfWorkFactory, hasher: PasswordHasher, email: str, password: str) -> Principal | None:
     """The principal for valid credentials, else None — after the same work for unknown emails and bad passwords."""
-    async with uow:
+    async with uows() as uow:
         user = (await uow.session.execute(select(User).where(User.email == email))).scalar_one_or_none()
         verification = await run_in_threadpool(hasher.verify, password, user.password_hash if user else None)
         if user is None or not verification.ok:

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from app.db.models import Event, EventWebhook
 from app.notifications.webhook_sender import Delivery, WebhookSender
-from app.services.unit_of_work import UnitOfWork
+from app.services.unit_of_work import UnitOfWorkFactory
 
 
 @dataclass(frozen=True)
@@ -32,13 +32,17 @@ class WebhookRecord:
 class WebhookNotFoundError(LookupError):
     """No such event among the caller's own, or it has no webhook."""
 
+    def __init__(self, event_id: uuid.UUID) -> None:
+        super().__init__(f"no webhook for event {event_id}")
+        self.event_id = event_id
+
 
 def _owned_event(organizer_id: uuid.UUID, event_id: uuid.UUID) -> ColumnElement[bool]:
     return (Event.id == event_id) & (Event.organizer_id == organizer_id)
 
 
 async def set_webhook(
-    uow: UnitOfWork, sender: WebhookSender, *, organizer_id: uuid.UUID, event_id: uuid.UUID, url: str
+    uows: UnitOfWorkFactory, sender: WebhookSender, *, organizer_id: uuid.UUID, event_id: uuid.UUID, url: str
 ) -> WebhookRecord:
     """Vet ``url`` (``UrlRefused`` if it may not be called), then store it for the caller's event in one upsert."""
     vetted = await sender.policy.vet(url)
@@ -48,7 +52,7 @@ async def set_webhook(
     statement = upsert.on_conflict_do_update(
         index_elements=[EventWebhook.event_id], set_={"url": upsert.excluded.url, "updated_at": func.now()}
     ).returning(EventWebhook.event_id, EventWebhook.url, EventWebhook.updated_at)
-    async with uow:
+    async with uows() as uow:
         row = (await uow.session.execute(statement)).one_or_none()
         if row is None:
             raise WebhookNotFoundError(event_id)
@@ -56,32 +60,32 @@ async def set_webhook(
     return WebhookRecord(row.event_id, row.url, row.updated_at)
 
 
-async def get_webhook(uow: UnitOfWork, *, organizer_id: uuid.UUID, event_id: uuid.UUID) -> WebhookRecord:
+async def get_webhook(uows: UnitOfWorkFactory, *, organizer_id: uuid.UUID, event_id: uuid.UUID) -> WebhookRecord:
     query = (
         select(EventWebhook.event_id, EventWebhook.url, EventWebhook.updated_at)
         .join(Event, Event.id == EventWebhook.event_id)
         .where(_owned_event(organizer_id, event_id))
     )
-    async with uow:
+    async with uows() as uow:
         row = (await uow.session.execute(query)).one_or_none()
     if row is None:
         raise WebhookNotFoundError(event_id)
     return WebhookRecord(row.event_id, row.url, row.updated_at)
 
 
-async def remove_webhook(uow: UnitOfWork, *, organizer_id: uuid.UUID, event_id: uuid.UUID) -> None:
+async def remove_webhook(uows: UnitOfWorkFactory, *, organizer_id: uuid.UUID, event_id: uuid.UUID) -> None:
     owned = select(Event.id).where(_owned_event(organizer_id, event_id)).scalar_subquery()
     statement = delete(EventWebhook).where(EventWebhook.event_id == owned).returning(EventWebhook.event_id)
-    async with uow:
+    async with uows() as uow:
         if (await uow.session.execute(statement)).one_or_none() is None:
             raise WebhookNotFoundError(event_id)
         await uow.commit()
 
 
 async def ping_webhook(
-    uow: UnitOfWork, sender: WebhookSender, *, organizer_id: uuid.UUID, event_id: uuid.UUID
+    uows: UnitOfWorkFactory, sender: WebhookSender, *, organizer_id: uuid.UUID, event_id: uuid.UUID
 ) -> Delivery:
     """Send a ``ping`` notification to the stored URL, outside any transaction (the receiver may be slow)."""
-    webhook = await get_webhook(uow, organizer_id=organizer_id, event_id=event_id)
+    webhook = await get_webhook(uows, organizer_id=organizer_id, event_id=event_id)
     payload = {"type": "ping", "event_id": str(event_id), "sent_at": datetime.now(UTC).isoformat()}
     return await sender.deliver(webhook.url, payload)

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.db.engines import build_engine
-from app.services.unit_of_work import TransactionTimeouts, UnitOfWork
+from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactory
 from app.settings import Settings
 from stack.native.pgbouncer import TWO_SERVER_DATABASE
 from stack.native.stack import NativeStack, asyncpg_url
@@ -86,7 +86,7 @@ async def units_of_work_through_pgbouncer(stack: NativeStack, *, transaction_poo
     timeouts = TransactionTimeouts.of(settings)
 
     async def request(n: int) -> int:
-        async with UnitOfWork(engine, timeouts) as uow:
+        async with UnitOfWorkFactory(engine, timeouts)() as uow:
             count = await uow.session.scalar(text("SELECT count(*) + :n FROM pg_class"), {"n": n})
             return int(count or 0)
 

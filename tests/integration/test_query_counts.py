@@ -1,10 +1,10 @@
 """No N+1: the event list and ``/me/bookings`` send the same number of statements for a page of 5 or of 50.
 
-Each use case runs as the app runs it (a ``UnitOfWork`` with the per-transaction timeouts) on an engine whose
-``before_cursor_execute`` hook records every statement (tests/statement_log.py). The count is exact: the
-``set_config`` of the timeouts, then one statement for the page, its seat counts or seat ids included. A lazy
-load per row, or a query per event for its seats, would make 50 rows cost 45 statements more than 5. The data is
-this module's own (one organizer who is also the buyer, 60 events in a city nobody else uses, a booking per
+Each use case runs as the app runs it (units of work from a ``UnitOfWorkFactory`` with the per-transaction timeouts)
+on an engine whose ``before_cursor_execute`` hook records every statement (tests/statement_log.py). The count is
+exact: the ``set_config`` of the timeouts, then one statement for the page, its seat counts or seat ids included. A
+lazy load per row, or a query per event for its seats, would make 50 rows cost 45 statements more than 5. The data
+is this module's own (one organizer who is also the buyer, 60 events in a city nobody else uses, a booking per
 event), in the session's database. See notes/postgres.md, "Plans, indexes and timeouts".
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.services.bookings import list_bookings
 from app.services.events import EventFilter, list_events
-from app.services.unit_of_work import TransactionTimeouts, UnitOfWork
+from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactory
 from stack.native.stack import NativeStack
 from tests.private_database import sqlalchemy_url
 from tests.statement_log import recorded_statements
@@ -82,7 +82,9 @@ async def test_the_event_list_sends_the_same_statements_for_any_page_size(shop: 
     counts = {}
     for size in SIZES:
         with recorded_statements(shop.engine) as statements:
-            rows = await list_events(UnitOfWork(shop.engine, TIMEOUTS), EventFilter(city=shop.city), None, size + 1)
+            rows = await list_events(
+                UnitOfWorkFactory(shop.engine, TIMEOUTS), EventFilter(city=shop.city), None, size + 1
+            )
         assert len(rows) == size + 1
         assert all(row.seats_available == 0 for row in rows)  # every seat sold, counted in the same statement
         counts[size] = len(statements)
@@ -93,7 +95,9 @@ async def test_my_bookings_sends_the_same_statements_for_any_page_size(shop: Sho
     counts = {}
     for size in SIZES:
         with recorded_statements(shop.engine) as statements:
-            page = await list_bookings(UnitOfWork(shop.engine, TIMEOUTS), user_id=shop.buyer, before=None, fetch=size)
+            page = await list_bookings(
+                UnitOfWorkFactory(shop.engine, TIMEOUTS), user_id=shop.buyer, before=None, fetch=size
+            )
         assert len(page) == size
         assert all(len(booking.seat_ids) == 2 for booking in page)  # seat ids came with the page
         counts[size] = len(statements)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.services.events import EventFilter, list_events
 from app.services.sweeper import HoldSweeper
-from app.services.unit_of_work import UnitOfWork
+from app.services.unit_of_work import UnitOfWorkFactory
 from bench.catalogue import city, load_events
 from stack.native.stack import NativeStack
 from tests.private_database import private_database, sqlalchemy_url
@@ -121,7 +121,8 @@ async def city_page(catalogue: Catalogue, depth: int) -> Statement:
     )
     after = (key["starts_at"], key["id"])
     statements = await recorded(
-        catalogue.dsn, lambda engine: list_events(UnitOfWork(engine), EventFilter(city=wanted), after, PAGE + 1)
+        catalogue.dsn,
+        lambda engine: list_events(UnitOfWorkFactory(engine, None), EventFilter(city=wanted), after, PAGE + 1),
     )
     return the_one(statements, "SELECT")
 
@@ -153,7 +154,7 @@ async def test_the_sweeper_finds_due_holds_through_the_partial_index(catalogue: 
     swept: list[int] = []
 
     async def sweep(engine: AsyncEngine) -> None:
-        swept.append(await HoldSweeper(engine, batch=5000).sweep_once())
+        swept.append(await HoldSweeper(UnitOfWorkFactory(engine, None), batch=5000).sweep_once())
 
     statements = await recorded(catalogue.dsn, sweep)
     assert swept == [1000]

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.db.status_moves import ForbiddenMove, move_holds
 from app.domain.holds import (
-    FINISHED,
     SWEEPABLE,
     HoldLimitError,
     HoldStatus,
@@ -21,9 +21,11 @@ from app.domain.holds import (
     can_move,
     check_hold_quota,
     expires_at,
-    is_expired,
     seat_request,
+    sources_of,
 )
+
+FINISHED = (HoldStatus.BOOKED, HoldStatus.EXPIRED, HoldStatus.RELEASED)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -63,21 +65,24 @@ def test_expiry_needs_an_aware_time_and_a_positive_ttl() -> None:
         expires_at(NOW, 0)
 
 
-def test_a_hold_expires_at_its_instant_inclusive() -> None:
-    expiry = expires_at(NOW, 60)
-    assert not is_expired(expiry, expiry - timedelta(microseconds=1))
-    assert is_expired(expiry, expiry)
-    assert is_expired(expiry, expiry + timedelta(seconds=1))
-
-
 def test_only_active_holds_are_swept() -> None:
     assert frozenset({HoldStatus.ACTIVE}) == SWEEPABLE
     assert HoldStatus.PAYING not in SWEEPABLE
 
 
-@pytest.mark.parametrize("finished", sorted(FINISHED))
+@pytest.mark.parametrize("finished", FINISHED)
 def test_finished_holds_go_nowhere(finished: HoldStatus) -> None:
     assert not any(can_move(finished, target) for target in HoldStatus)
+    for target in HoldStatus:
+        with pytest.raises(ForbiddenMove):
+            move_holds(target, finished)
+
+
+def test_a_move_built_without_a_source_starts_from_every_allowed_one() -> None:
+    assert sources_of(HoldStatus.PAYING) == {HoldStatus.ACTIVE, HoldStatus.PAYING}
+    assert sources_of(HoldStatus.EXPIRED) == SWEEPABLE
+    with pytest.raises(ForbiddenMove):
+        move_holds(HoldStatus.ACTIVE, HoldStatus.ACTIVE)  # nothing becomes active again but a paying hold
 
 
 def test_a_failed_charge_returns_the_hold_to_active_but_an_expired_hold_stays_expired() -> None:

@@ -1,4 +1,5 @@
-"""The seat state machine: available → held → sold, held → available, and nothing else. See notes/postgres.md."""
+"""The seat state machine: available → held → sold, held → available, and nothing else; the status-move builder
+refuses every other move before any SQL runs. See notes/postgres.md."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import itertools
 
 import pytest
 
-from app.domain.seats import SeatMoveError, SeatStatus, can_move, move
+from app.db.status_moves import ForbiddenMove, move_seats
+from app.domain.seats import SeatStatus, can_move
 
 A, H, S = SeatStatus.AVAILABLE, SeatStatus.HELD, SeatStatus.SOLD
 
@@ -14,7 +16,7 @@ A, H, S = SeatStatus.AVAILABLE, SeatStatus.HELD, SeatStatus.SOLD
 @pytest.mark.parametrize(("current", "target"), [(A, H), (H, S), (H, A)])
 def test_allowed_moves(current: SeatStatus, target: SeatStatus) -> None:
     assert can_move(current, target)
-    assert move(current, target) is target
+    assert "UPDATE seat SET status" in str(move_seats(target, current))
 
 
 @pytest.mark.parametrize(
@@ -23,8 +25,8 @@ def test_allowed_moves(current: SeatStatus, target: SeatStatus) -> None:
 )
 def test_every_other_move_is_refused(current: SeatStatus, target: SeatStatus) -> None:
     assert not can_move(current, target)
-    with pytest.raises(SeatMoveError, match=f"from {current} to {target}"):
-        move(current, target)
+    with pytest.raises(ForbiddenMove, match=f"from .*{current}.* to {target}"):
+        move_seats(target, current)
 
 
 def test_a_sold_seat_never_comes_back() -> None:

@@ -12,26 +12,33 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Form, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
-from app.api.deps import BEARER_CHALLENGE, CurrentUser, SettingsDep, StateDep, UowDep
+from app.api.deps import BEARER_CHALLENGE, CurrentUser, SettingsDep, StateDep, UowsDep
 from app.api.problems import Problem
-from app.security.passwords import password_problems
+from app.api.v1.schemas import NO_NUL_PATTERN
+from app.security.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
 from app.security.tokens import Principal, issue_access_token
 from app.services.refresh_tokens import InvalidRefreshTokenError, revoke_family, rotate, start_family
 from app.services.users import EmailTakenError, authenticate, load_user, register_user
 from app.settings import Settings
 
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$"
+EMAIL_PATTERN = r"^[^@\s\x00]{1,64}@[^@\s\x00]{1,255}\.[^@\s\x00]{2,63}$"  # no U+0000: PostgreSQL text refuses it
 
 
 class Registration(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: str = Field(pattern=EMAIL_PATTERN, max_length=254)
-    password: str = Field(min_length=1, max_length=1024)
+    # The length is declared here and enforced by the policy, so a short password is a ``weak-password`` problem
+    password: str = Field(
+        json_schema_extra={"minLength": MIN_LENGTH, "maxLength": MAX_LENGTH},
+        description=f"{MIN_LENGTH}..{MAX_LENGTH} characters; also refused (422 weak-password) if it contains the "
+        "email's name, repeats fewer than 4 distinct characters, or is built on a common breached password or a "
+        "keyboard sequence",
+    )
 
 
 class UserOut(BaseModel):
@@ -48,9 +55,29 @@ class TokenOut(BaseModel):
 
 
 class RefreshTokenIn(BaseModel):
+    """Any string: one that is not a live refresh token (empty, an access token, too long) is the same 401 as a
+    spent one, so no length rule may tell them apart with a 422."""
+
     model_config = ConfigDict(extra="forbid")
 
-    refresh_token: str = Field(min_length=1, max_length=256)
+    refresh_token: str
+
+
+class PasswordGrantForm:
+    """The OAuth2 password grant's form (RFC 6749, 4.3.2), as FastAPI's ``OAuth2PasswordRequestForm`` but with
+    ``minLength: 1`` declared: FastAPI reads an empty form field as a missing one (a 422), so the schema says so.
+    ``grant_type`` may be left out, but a form cannot carry ``null``, so the schema does not offer it."""
+
+    def __init__(
+        self,
+        *,
+        username: Annotated[str, Form(min_length=1, pattern=NO_NUL_PATTERN)],
+        password: Annotated[str, Form(min_length=1, json_schema_extra={"format": "password"})],
+        grant_type: Annotated[Literal["password"] | SkipJsonSchema[None], Form()] = None,
+    ) -> None:
+        self.username = username
+        self.password = password
+        self.grant_type = grant_type
 
 
 def token_pair(principal: Principal, refresh_token: str, settings: Settings) -> TokenOut:
@@ -65,7 +92,7 @@ def build_auth_router() -> APIRouter:
     router = APIRouter(tags=["auth"])
 
     @router.post("/auth/register", status_code=201, response_model=UserOut)
-    async def register(body: Registration, uow: UowDep, state: StateDep, response: Response) -> UserOut:
+    async def register(body: Registration, uows: UowsDep, state: StateDep, response: Response) -> UserOut:
         reasons = password_problems(body.password, body.email)
         if reasons:
             raise Problem(
@@ -77,7 +104,7 @@ def build_auth_router() -> APIRouter:
                 },
             )
         try:
-            user = await register_user(uow, state["passwords"], body.email, body.password)
+            user = await register_user(uows, state["passwords"], body.email, body.password)
         except EmailTakenError:
             raise Problem(409, kind="email-taken", detail="An account with this email already exists.") from None
         response.headers["Location"] = "/api/v1/me"
@@ -85,18 +112,18 @@ def build_auth_router() -> APIRouter:
 
     @router.post("/auth/token", response_model=TokenOut)
     async def token(
-        form: Annotated[OAuth2PasswordRequestForm, Depends()], uow: UowDep, state: StateDep, settings: SettingsDep
+        form: Annotated[PasswordGrantForm, Depends()], uows: UowsDep, state: StateDep, settings: SettingsDep
     ) -> TokenOut:
-        principal = await authenticate(uow, state["passwords"], form.username, form.password)
+        principal = await authenticate(uows, state["passwords"], form.username, form.password)
         if principal is None:
             raise Problem(401, kind="invalid-credentials", detail="Wrong email or password.", headers=BEARER_CHALLENGE)
-        refresh_token = await start_family(uow, principal.user_id, ttl_s=settings.refresh_token_ttl_s)
+        refresh_token = await start_family(uows, principal.user_id, ttl_s=settings.refresh_token_ttl_s)
         return token_pair(principal, refresh_token, settings)
 
     @router.post("/auth/refresh", response_model=TokenOut)
-    async def refresh(body: RefreshTokenIn, uow: UowDep, settings: SettingsDep) -> TokenOut:
+    async def refresh(body: RefreshTokenIn, uows: UowsDep, settings: SettingsDep) -> TokenOut:
         try:
-            rotation = await rotate(uow, body.refresh_token, ttl_s=settings.refresh_token_ttl_s)
+            rotation = await rotate(uows, body.refresh_token, ttl_s=settings.refresh_token_ttl_s)
         except InvalidRefreshTokenError:
             raise Problem(
                 401,
@@ -107,13 +134,13 @@ def build_auth_router() -> APIRouter:
         return token_pair(rotation.principal, rotation.refresh_token, settings)
 
     @router.post("/auth/logout", status_code=204)
-    async def logout(body: RefreshTokenIn, uow: UowDep) -> Response:
-        await revoke_family(uow, body.refresh_token)
+    async def logout(body: RefreshTokenIn, uows: UowsDep) -> Response:
+        await revoke_family(uows, body.refresh_token)
         return Response(status_code=204)
 
     @router.get("/me", response_model=UserOut)
-    async def me(principal: CurrentUser, uow: UowDep) -> UserOut:
-        user = await load_user(uow, principal.user_id)
+    async def me(principal: CurrentUser, uows: UowsDep) -> UserOut:
+        user = await load_user(uows, principal.user_id)
         if user is None:
             raise Problem(401, kind="invalid-token", detail="The account no longer exists.", headers=BEARER_CHALLENGE)
         return UserOut(id=user.id, email=user.email, role=user.role)

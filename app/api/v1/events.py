@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, TypeAdapter
 
-from app.api.deps import Organizer, ReadsDep, RouterDep, UowDep
+from app.api.deps import Organizer, ReadsDep, ReplicaRouterDep, UowsDep
 from app.api.etag import (
     IfMatch,
     IfNoneMatch,
@@ -25,8 +25,9 @@ from app.api.etag import (
     precondition_failed,
 )
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, cut_page, decode_cursor
+from app.api.problem_table import ProblemTable
 from app.api.problems import Problem
-from app.api.v1.schemas import EventIn, EventOut, EventPatch, EventSummary, SeatList, SeatOut
+from app.api.v1.schemas import NO_NUL_PATTERN, EventIn, EventOut, EventPatch, EventSummary, Moment, SeatList, SeatOut
 from app.db.replica_routing import Reason
 from app.services.events import (
     EventFilter,
@@ -46,8 +47,22 @@ from app.services.events import (
 EVENT_KEY: TypeAdapter[EventKey] = TypeAdapter(tuple[AwareDatetime, uuid.UUID])
 
 
-def event_not_found(event_id: uuid.UUID) -> Problem:
-    return Problem(404, kind="not-found", detail=f"No event has id {event_id}.")
+def event_not_found(error: EventNotFoundError) -> Problem:
+    return Problem(404, kind="not-found", detail=f"No event has id {error.event_id}.")
+
+
+def not_event_organizer(_error: NotEventOrganizerError) -> Problem:
+    return Problem(403, kind="forbidden", detail="Only the event's organizer can change it.")
+
+
+def stale_version(_error: StaleVersionError) -> Problem:
+    return precondition_failed()
+
+
+EVENT_PROBLEMS = ProblemTable({EventNotFoundError: event_not_found})
+EVENT_WRITE_PROBLEMS = EVENT_PROBLEMS | ProblemTable(
+    {NotEventOrganizerError: not_event_organizer, StaleVersionError: stale_version}
+)
 
 
 def _represent(record: EventRecord, response: Response) -> EventOut:
@@ -63,77 +78,67 @@ def _newest_known(if_none_match: str | None, event_id: uuid.UUID) -> int:
 
 
 def build_events_router() -> APIRouter:
-    router = APIRouter(tags=["events"])
+    api = APIRouter(tags=["events"])
 
-    @router.get("/events", response_model=Page[EventSummary])
+    @api.get("/events", response_model=Page[EventSummary])
     async def list_(
         reads: ReadsDep,
-        city: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-        starts_after: AwareDatetime | None = None,
-        starts_before: AwareDatetime | None = None,
+        city: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)] = None,
+        starts_after: Moment | None = None,
+        starts_before: Moment | None = None,
         limit: LimitQuery = DEFAULT_LIMIT,
         cursor: CursorQuery = None,
     ) -> Page[EventSummary]:
         after = decode_cursor(cursor, EVENT_KEY) if cursor is not None else None
         where = EventFilter(city=city, starts_after=starts_after, starts_before=starts_before)
-        rows = await reads.run(lambda uow: list_events(uow, where, after, fetch=limit + 1))
+        rows = await reads.run(lambda uows: list_events(uows, where, after, fetch=limit + 1))
         items, next_cursor = cut_page(rows, limit, lambda row: row.key, EVENT_KEY)
         summaries = [EventSummary.model_validate(item, from_attributes=True) for item in items]
         return Page[EventSummary](items=summaries, next_cursor=next_cursor)
 
-    @router.post("/events", status_code=201, response_model=EventOut)
+    @api.post("/events", status_code=201, response_model=EventOut)
     async def create(
-        body: EventIn, organizer: Organizer, uow: UowDep, router: RouterDep, response: Response
+        body: EventIn, organizer: Organizer, uows: UowsDep, replica_router: ReplicaRouterDep, response: Response
     ) -> EventOut:
-        record = await create_event(uow, organizer.user_id, NewEvent(**body.model_dump()))
-        await router.remember_write(organizer.user_id)
+        record = await create_event(uows, organizer.user_id, NewEvent(**body.model_dump()))
+        await replica_router.remember_write(organizer.user_id)
         response.headers["Location"] = f"/api/v1/events/{record.id}"
         return _represent(record, response)
 
-    @router.get("/events/{event_id}", response_model=EventOut)
+    @api.get("/events/{event_id}", response_model=EventOut)
     async def read(
         event_id: uuid.UUID, reads: ReadsDep, response: Response, if_none_match: IfNoneMatch = None
     ) -> EventOut | Response:
-        try:
-            record = await reads.run(lambda uow: get_event(uow, event_id))
+        with EVENT_PROBLEMS.translating():
+            record = await reads.run(lambda uows: get_event(uows, event_id))
             # A replica behind this client's copy must not hand it an older version (nor a 200 for a 304).
             if _newest_known(if_none_match, event_id) > record.version:
-                record = await reads.run_on_primary(Reason.CLIENT_AHEAD, lambda uow: get_event(uow, event_id))
-        except EventNotFoundError:
-            raise event_not_found(event_id) from None
+                record = await reads.run_on_primary(Reason.CLIENT_AHEAD, lambda uows: get_event(uows, event_id))
         etag = entity_tag(record.id, record.version)
         if is_fresh(if_none_match, etag):
             return not_modified(etag)
         return _represent(record, response)
 
-    @router.patch("/events/{event_id}", response_model=EventOut)
+    @api.patch("/events/{event_id}", response_model=EventOut)
     async def patch(
         event_id: uuid.UUID,
         body: EventPatch,
         organizer: Organizer,
-        uow: UowDep,
-        router: RouterDep,
+        uows: UowsDep,
+        replica_router: ReplicaRouterDep,
         response: Response,
         if_match: IfMatch = None,
     ) -> EventOut:
         versions = matching_versions(if_match, event_id)
-        try:
-            record = await update_event(uow, organizer.user_id, event_id, body.changes(), versions)
-        except EventNotFoundError:
-            raise event_not_found(event_id) from None
-        except NotEventOrganizerError:
-            raise Problem(403, kind="forbidden", detail="Only the event's organizer can change it.") from None
-        except StaleVersionError:
-            raise precondition_failed() from None
-        await router.remember_write(organizer.user_id)
+        with EVENT_WRITE_PROBLEMS.translating():
+            record = await update_event(uows, organizer.user_id, event_id, body.changes(), versions)
+        await replica_router.remember_write(organizer.user_id)
         return _represent(record, response)
 
-    @router.get("/events/{event_id}/seats", response_model=SeatList)
+    @api.get("/events/{event_id}/seats", response_model=SeatList)
     async def seats(event_id: uuid.UUID, reads: ReadsDep) -> SeatList:
-        try:
-            records = await reads.run(lambda uow: list_seats(uow, event_id))
-        except EventNotFoundError:
-            raise event_not_found(event_id) from None
+        with EVENT_PROBLEMS.translating():
+            records = await reads.run(lambda uows: list_seats(uows, event_id))
         return SeatList(items=[SeatOut.model_validate(seat, from_attributes=True) for seat in records])
 
-    return router
+    return api

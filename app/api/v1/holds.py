@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
 
-from app.api.deps import CurrentUser, RouterDep, SettingsDep, UowDep
+from app.api.deps import CurrentUser, ReplicaRouterDep, SettingsDep, UowsDep
+from app.api.problem_table import ProblemTable
 from app.api.problems import Problem
-from app.api.v1.events import event_not_found
+from app.api.v1.events import EVENT_PROBLEMS
 from app.api.v1.schemas import HoldIn, HoldOut
 from app.domain.holds import HoldLimitError, SeatRequestError, seat_request
-from app.services.events import EventNotFoundError
 from app.services.holds import (
     HoldNotFoundError,
     HoldNotReleasableError,
@@ -33,8 +33,50 @@ from app.services.holds import (
 )
 
 
-def hold_not_found(hold_id: uuid.UUID) -> Problem:
-    return Problem(404, kind="not-found", detail=f"You have no hold with id {hold_id}.")
+def invalid_seat_request(error: SeatRequestError) -> Problem:
+    return Problem(
+        422,
+        detail=str(error),
+        extensions={"errors": [{"loc": ["body", "seat_ids"], "msg": str(error), "type": "seat_request"}]},
+    )
+
+
+def hold_limit_reached(error: HoldLimitError) -> Problem:
+    return Problem(
+        409,
+        kind="hold-limit-reached",
+        detail=f"You already have {error.active} active hold(s), the most one account may have; "
+        "book or release one first.",
+        extensions={"limit": error.limit},
+    )
+
+
+def seats_not_available(error: SeatsNotAvailableError) -> Problem:
+    return Problem(
+        409,
+        kind="seat-not-available",
+        detail="Some seats are not available for this event; nothing was held.",
+        extensions={"seat_ids": [str(seat) for seat in error.unavailable]},
+    )
+
+
+def hold_not_found(error: HoldNotFoundError) -> Problem:
+    return Problem(404, kind="not-found", detail=f"You have no hold with id {error.hold_id}.")
+
+
+def hold_not_releasable(error: HoldNotReleasableError) -> Problem:
+    return Problem(409, kind="hold-not-releasable", detail=f"The hold is {error.status}; it can no longer be released.")
+
+
+HOLD_PROBLEMS = EVENT_PROBLEMS | ProblemTable(
+    {
+        SeatRequestError: invalid_seat_request,
+        HoldLimitError: hold_limit_reached,
+        SeatsNotAvailableError: seats_not_available,
+        HoldNotFoundError: hold_not_found,
+        HoldNotReleasableError: hold_not_releasable,
+    }
+)
 
 
 def _represent(record: HoldRecord) -> HoldOut:
@@ -48,74 +90,41 @@ def _represent(record: HoldRecord) -> HoldOut:
 
 
 def build_holds_router() -> APIRouter:
-    router = APIRouter(tags=["holds"])
+    api = APIRouter(tags=["holds"])
 
-    @router.post("/events/{event_id}/holds", status_code=201, response_model=HoldOut)
+    @api.post("/events/{event_id}/holds", status_code=201, response_model=HoldOut)
     async def place(
         event_id: uuid.UUID,
         body: HoldIn,
         user: CurrentUser,
-        uow: UowDep,
-        router: RouterDep,
+        uows: UowsDep,
+        replica_router: ReplicaRouterDep,
         settings: SettingsDep,
         response: Response,
     ) -> HoldOut:
-        try:
-            seat_ids = seat_request(body.seat_ids, max_seats=settings.max_seats_per_hold)
-        except SeatRequestError as error:
-            raise Problem(
-                422,
-                detail=str(error),
-                extensions={"errors": [{"loc": ["body", "seat_ids"], "msg": str(error), "type": "seat_request"}]},
-            ) from None
-        try:
+        with HOLD_PROBLEMS.translating():
             record = await place_hold(
-                uow,
+                uows,
                 user_id=user.user_id,
                 event_id=event_id,
-                seat_ids=seat_ids,
+                seat_ids=seat_request(body.seat_ids, max_seats=settings.max_seats_per_hold),
                 ttl_s=settings.hold_ttl_s,
                 now=datetime.now(UTC),
                 max_active_holds=settings.max_active_holds_per_user,
             )
-        except EventNotFoundError:
-            raise event_not_found(event_id) from None
-        except HoldLimitError as error:
-            raise Problem(
-                409,
-                kind="hold-limit-reached",
-                detail=f"You already have {error.active} active hold(s), the most one account may have; "
-                "book or release one first.",
-                extensions={"limit": error.limit},
-            ) from None
-        except SeatsNotAvailableError as error:
-            raise Problem(
-                409,
-                kind="seat-not-available",
-                detail="Some seats are not available for this event; nothing was held.",
-                extensions={"seat_ids": [str(seat) for seat in error.unavailable]},
-            ) from None
-        await router.remember_write(user.user_id)
+        await replica_router.remember_write(user.user_id)
         response.headers["Location"] = f"/api/v1/holds/{record.id}"
         return _represent(record)
 
-    @router.get("/holds/{hold_id}", response_model=HoldOut)
-    async def read(hold_id: uuid.UUID, user: CurrentUser, uow: UowDep) -> HoldOut:
-        try:
-            return _represent(await get_hold(uow, hold_id=hold_id, user_id=user.user_id))
-        except HoldNotFoundError:
-            raise hold_not_found(hold_id) from None
+    @api.get("/holds/{hold_id}", response_model=HoldOut)
+    async def read(hold_id: uuid.UUID, user: CurrentUser, uows: UowsDep) -> HoldOut:
+        with HOLD_PROBLEMS.translating():
+            return _represent(await get_hold(uows, hold_id=hold_id, user_id=user.user_id))
 
-    @router.delete("/holds/{hold_id}", status_code=204)
-    async def release(hold_id: uuid.UUID, user: CurrentUser, uow: UowDep) -> Response:
-        try:
-            await release_hold(uow, hold_id=hold_id, user_id=user.user_id)
-        except HoldNotFoundError:
-            raise hold_not_found(hold_id) from None
-        except HoldNotReleasableError as error:
-            raise Problem(
-                409, kind="hold-not-releasable", detail=f"The hold is {error.status}; it can no longer be released."
-            ) from None
+    @api.delete("/holds/{hold_id}", status_code=204)
+    async def release(hold_id: uuid.UUID, user: CurrentUser, uows: UowsDep) -> Response:
+        with HOLD_PROBLEMS.translating():
+            await release_hold(uows, hold_id=hold_id, user_id=user.user_id)
         return Response(status_code=204)
 
-    return router
+    return api

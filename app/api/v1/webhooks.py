@@ -13,7 +13,8 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from app.api.deps import Organizer, StateDep, UowDep
+from app.api.deps import Organizer, StateDep, UowsDep
+from app.api.problem_table import ProblemTable
 from app.api.problems import Problem
 from app.api.v1.schemas import WebhookDelivery, WebhookIn, WebhookOut
 from app.notifications.webhook_sender import DeliveryFailed
@@ -28,17 +29,28 @@ from app.services.webhooks import (
 )
 
 
-def webhook_not_found(event_id: uuid.UUID) -> Problem:
-    return Problem(404, kind="not-found", detail=f"You have no event with id {event_id}, or it has no webhook.")
+def webhook_not_found(error: WebhookNotFoundError) -> Problem:
+    return Problem(404, kind="not-found", detail=f"You have no event with id {error.event_id}, or it has no webhook.")
 
 
-def url_refused(reason: str) -> Problem:
+def url_refused(refused: UrlRefused) -> Problem:
     return Problem(
         422,
         kind="url-refused",
-        detail=f"This URL cannot be used as a webhook: {reason}.",
-        extensions={"errors": [{"loc": ["body", "url"], "msg": reason, "type": "url_refused"}]},
+        detail=f"This URL cannot be used as a webhook: {refused.reason}.",
+        extensions={"errors": [{"loc": ["body", "url"], "msg": refused.reason, "type": "url_refused"}]},
     )
+
+
+def delivery_failed(failed: UrlRefused | DeliveryFailed) -> Problem:
+    return Problem(502, kind="webhook-delivery-failed", detail=f"The webhook was not delivered: {failed.reason}.")
+
+
+WEBHOOK_PROBLEMS = ProblemTable({WebhookNotFoundError: webhook_not_found, UrlRefused: url_refused})
+# A ping that is refused on its way out (a redirect towards a refused address) did not deliver: 502, not 422.
+PING_PROBLEMS = ProblemTable(
+    {WebhookNotFoundError: webhook_not_found, UrlRefused: delivery_failed, DeliveryFailed: delivery_failed}
+)
 
 
 def _represent(record: WebhookRecord) -> WebhookOut:
@@ -46,47 +58,33 @@ def _represent(record: WebhookRecord) -> WebhookOut:
 
 
 def build_webhooks_router() -> APIRouter:
-    router = APIRouter(tags=["webhooks"])
+    api = APIRouter(tags=["webhooks"])
 
-    @router.put("/events/{event_id}/webhook", response_model=WebhookOut)
+    @api.put("/events/{event_id}/webhook", response_model=WebhookOut)
     async def put(
-        event_id: uuid.UUID, body: WebhookIn, organizer: Organizer, uow: UowDep, state: StateDep
+        event_id: uuid.UUID, body: WebhookIn, organizer: Organizer, uows: UowsDep, state: StateDep
     ) -> WebhookOut:
-        try:
+        with WEBHOOK_PROBLEMS.translating():
             record = await set_webhook(
-                uow, state["webhooks"], organizer_id=organizer.user_id, event_id=event_id, url=body.url
+                uows, state["webhooks"], organizer_id=organizer.user_id, event_id=event_id, url=body.url
             )
-        except UrlRefused as refused:
-            raise url_refused(refused.reason) from None
-        except WebhookNotFoundError:
-            raise webhook_not_found(event_id) from None
         return _represent(record)
 
-    @router.get("/events/{event_id}/webhook", response_model=WebhookOut)
-    async def read(event_id: uuid.UUID, organizer: Organizer, uow: UowDep) -> WebhookOut:
-        try:
-            return _represent(await get_webhook(uow, organizer_id=organizer.user_id, event_id=event_id))
-        except WebhookNotFoundError:
-            raise webhook_not_found(event_id) from None
+    @api.get("/events/{event_id}/webhook", response_model=WebhookOut)
+    async def read(event_id: uuid.UUID, organizer: Organizer, uows: UowsDep) -> WebhookOut:
+        with WEBHOOK_PROBLEMS.translating():
+            return _represent(await get_webhook(uows, organizer_id=organizer.user_id, event_id=event_id))
 
-    @router.delete("/events/{event_id}/webhook", status_code=204)
-    async def remove(event_id: uuid.UUID, organizer: Organizer, uow: UowDep) -> Response:
-        try:
-            await remove_webhook(uow, organizer_id=organizer.user_id, event_id=event_id)
-        except WebhookNotFoundError:
-            raise webhook_not_found(event_id) from None
+    @api.delete("/events/{event_id}/webhook", status_code=204)
+    async def remove(event_id: uuid.UUID, organizer: Organizer, uows: UowsDep) -> Response:
+        with WEBHOOK_PROBLEMS.translating():
+            await remove_webhook(uows, organizer_id=organizer.user_id, event_id=event_id)
         return Response(status_code=204)
 
-    @router.post("/events/{event_id}/webhook/ping", response_model=WebhookDelivery)
-    async def ping(event_id: uuid.UUID, organizer: Organizer, uow: UowDep, state: StateDep) -> WebhookDelivery:
-        try:
-            delivery = await ping_webhook(uow, state["webhooks"], organizer_id=organizer.user_id, event_id=event_id)
-        except WebhookNotFoundError:
-            raise webhook_not_found(event_id) from None
-        except (UrlRefused, DeliveryFailed) as failed:
-            raise Problem(
-                502, kind="webhook-delivery-failed", detail=f"The webhook was not delivered: {failed.reason}."
-            ) from None
+    @api.post("/events/{event_id}/webhook/ping", response_model=WebhookDelivery)
+    async def ping(event_id: uuid.UUID, organizer: Organizer, uows: UowsDep, state: StateDep) -> WebhookDelivery:
+        with PING_PROBLEMS.translating():
+            delivery = await ping_webhook(uows, state["webhooks"], organizer_id=organizer.user_id, event_id=event_id)
         return WebhookDelivery(status=delivery.status, redirects=delivery.redirects)
 
-    return router
+    return api

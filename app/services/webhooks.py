@@ -3,7 +3,8 @@
 Why ownership lives inside each statement: "the event exists and is yours" is a join on
 ``event.organizer_id = :caller`` in the same statement that reads or writes the webhook, so no route can forget the
 check and there is no window between checking and writing. Another organizer's event and a missing event look the
-same (``WebhookNotFoundError``, a 404): the webhook is private even though the event is public. The URL is vetted
+same (``WebhookNotFoundError``, a 404): the webhook is private even though the event is public. The policy's and
+the sender's own exceptions stop here and leave as this module's errors. The URL is vetted
 by the ``OutboundUrlPolicy`` before it is stored and again, with every redirect, when the sender delivers.
 See notes/security.md, "SSRF", and "Object-level authorization".
 """
@@ -18,7 +19,8 @@ from sqlalchemy import ColumnElement, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 
 from app.db.models import Event, EventWebhook
-from app.notifications.webhook_sender import Delivery, WebhookSender
+from app.notifications.webhook_sender import Delivery, DeliveryFailed, WebhookSender
+from app.security.outbound_urls import UrlRefused
 from app.services.unit_of_work import UnitOfWorkFactory
 
 
@@ -27,6 +29,22 @@ class WebhookRecord:
     event_id: uuid.UUID
     url: str
     updated_at: datetime
+
+
+class WebhookUrlRefusedError(ValueError):
+    """The URL may not be called (SSRF policy); ``reason`` is safe to show the organizer who gave it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WebhookNotDeliveredError(Exception):
+    """The ping got no usable answer, including a redirect towards a refused address; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class WebhookNotFoundError(LookupError):
@@ -45,7 +63,10 @@ async def set_webhook(
     uows: UnitOfWorkFactory, sender: WebhookSender, *, organizer_id: uuid.UUID, event_id: uuid.UUID, url: str
 ) -> WebhookRecord:
     """Vet ``url`` (``UrlRefused`` if it may not be called), then store it for the caller's event in one upsert."""
-    vetted = await sender.policy.vet(url)
+    try:
+        vetted = await sender.policy.vet(url)
+    except UrlRefused as refused:
+        raise WebhookUrlRefusedError(refused.reason) from None
     stored = str(vetted.url)
     values = select(Event.id, literal(stored)).where(_owned_event(organizer_id, event_id))
     upsert = insert(EventWebhook).from_select(["event_id", "url"], values)
@@ -88,4 +109,7 @@ async def ping_webhook(
     """Send a ``ping`` notification to the stored URL, outside any transaction (the receiver may be slow)."""
     webhook = await get_webhook(uows, organizer_id=organizer_id, event_id=event_id)
     payload = {"type": "ping", "event_id": str(event_id), "sent_at": datetime.now(UTC).isoformat()}
-    return await sender.deliver(webhook.url, payload)
+    try:
+        return await sender.deliver(webhook.url, payload)
+    except (UrlRefused, DeliveryFailed) as failed:
+        raise WebhookNotDeliveredError(failed.reason) from None

@@ -17,11 +17,11 @@ from app.api.deps import Organizer, StateDep, UowsDep
 from app.api.problem_table import ProblemTable
 from app.api.problems import Problem
 from app.api.v1.schemas import WebhookDelivery, WebhookIn, WebhookOut
-from app.notifications.webhook_sender import DeliveryFailed
-from app.security.outbound_urls import UrlRefused
 from app.services.webhooks import (
+    WebhookNotDeliveredError,
     WebhookNotFoundError,
     WebhookRecord,
+    WebhookUrlRefusedError,
     get_webhook,
     ping_webhook,
     remove_webhook,
@@ -33,7 +33,7 @@ def webhook_not_found(error: WebhookNotFoundError) -> Problem:
     return Problem(404, kind="not-found", detail=f"You have no event with id {error.event_id}, or it has no webhook.")
 
 
-def url_refused(refused: UrlRefused) -> Problem:
+def url_refused(refused: WebhookUrlRefusedError) -> Problem:
     return Problem(
         422,
         kind="url-refused",
@@ -42,14 +42,16 @@ def url_refused(refused: UrlRefused) -> Problem:
     )
 
 
-def delivery_failed(failed: UrlRefused | DeliveryFailed) -> Problem:
+def delivery_failed(failed: WebhookNotDeliveredError) -> Problem:
     return Problem(502, kind="webhook-delivery-failed", detail=f"The webhook was not delivered: {failed.reason}.")
 
 
-WEBHOOK_PROBLEMS = ProblemTable({WebhookNotFoundError: webhook_not_found, UrlRefused: url_refused})
-# A ping that is refused on its way out (a redirect towards a refused address) did not deliver: 502, not 422.
-PING_PROBLEMS = ProblemTable(
-    {WebhookNotFoundError: webhook_not_found, UrlRefused: delivery_failed, DeliveryFailed: delivery_failed}
+WEBHOOK_PROBLEMS = ProblemTable(
+    {
+        WebhookNotFoundError: webhook_not_found,
+        WebhookUrlRefusedError: url_refused,
+        WebhookNotDeliveredError: delivery_failed,
+    }
 )
 
 
@@ -83,7 +85,7 @@ def build_webhooks_router() -> APIRouter:
 
     @api.post("/events/{event_id}/webhook/ping", response_model=WebhookDelivery)
     async def ping(event_id: uuid.UUID, organizer: Organizer, uows: UowsDep, state: StateDep) -> WebhookDelivery:
-        with PING_PROBLEMS.translating():
+        with WEBHOOK_PROBLEMS.translating():
             delivery = await ping_webhook(uows, state["webhooks"], organizer_id=organizer.user_id, event_id=event_id)
         return WebhookDelivery(status=delivery.status, redirects=delivery.redirects)
 

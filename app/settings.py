@@ -15,6 +15,9 @@ from pydantic import AmqpDsn, Field, HttpUrl, PostgresDsn, RedisDsn, field_valid
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+# Not a knob: the published contract states it (HoldIn's maxItems in app/api/v1/schemas.py), so a deployment that
+# changed it would refuse requests its own schema calls valid, or accept what the schema forbids
+MAX_SEATS_PER_HOLD = 10
 DEMO_JWT_SECRET = "refstack-demo-signing-key-not-for-production-use"  # noqa: S105 - public on purpose; refused in production
 
 
@@ -57,7 +60,12 @@ class Settings(BaseSettings):
     demo_password: str = "refstack-demo"  # noqa: S105 - the printed demo credential for `make up`
 
     hold_ttl_s: int = Field(default=300, ge=1, le=3600)
-    max_seats_per_hold: int = Field(default=10, ge=1, le=100)
+
+    @property
+    def max_seats_per_hold(self) -> int:
+        """``MAX_SEATS_PER_HOLD``, where the hold route reads it (no longer a setting: see the constant)."""
+        return MAX_SEATS_PER_HOLD
+
     # API6 (see notes/security.md, "Resource caps per user"): one account cannot hold a whole event
     max_active_holds_per_user: int = Field(default=3, ge=1, le=1000)
     sweeper_enabled: bool = True  # each app worker runs one HoldSweeper; off for HTTP-only unit tests

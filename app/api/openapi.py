@@ -93,6 +93,15 @@ def with_required_roles(document: dict[str, Any], routes: list[BaseRoute]) -> di
     return document
 
 
+def operation_id(route: APIRoute) -> str:
+    """An operation's ``operationId``: its resource tag and its route function's name (``holds_place``,
+    ``bookings_read``), which is what a generated client names the call. FastAPI's default
+    (``book_api_v1_bookings_post``) repeats the path and method; the function name alone is not unique (several
+    resources have a ``read``), while one router's functions are one module's locals, so tag and name are."""
+    name = route.name.rstrip("_")  # ``list_`` is named so only to spare the builtin
+    return f"{route.tags[0]}_{name}" if route.tags else name
+
+
 def install_problem_openapi(app: FastAPI) -> None:
     """Replace ``app.openapi`` with one that declares problem responses (and caches like FastAPI's own)."""
 

@@ -6,7 +6,9 @@ keyset cursor carries the last row's sort key and the next page is ``WHERE (key)
 index range scan whatever the depth, and rows inserted behind the reader never move what lies ahead.
 
 Why opaque: the cursor is base64url of the JSON of that key, so clients pass it back verbatim and we may change
-what is inside. A cursor that does not decode to the expected key is a 422 problem, like any bad query value.
+what is inside. A cursor that does not decode to the expected key is a 422 problem, like any bad query value; the
+schema states the alphabet and length (so a generated client or fuzzer can tell a cursor from garbage) and says that
+only a ``next_cursor`` is accepted, which no pattern can express.
 ``limit`` above the cap is a 422 too, not a silent clamp: a client asking for 1000 learns the rule at once.
 See notes/rest_design.md, "Pagination".
 """
@@ -29,7 +31,14 @@ Key = TypeVar("Key")
 Item = TypeVar("Item")
 
 LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, 1..{MAX_LIMIT}")]
-CursorQuery = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,512}$"  # unpadded base64url, what ``encode_cursor`` writes
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        pattern=CURSOR_PATTERN,
+        description="next_cursor of the previous page, unchanged: any other value, even of this alphabet, is a 422",
+    ),
+]
 
 
 class Page(BaseModel, Generic[Item]):

@@ -152,6 +152,14 @@ def test_the_new_access_token_carries_the_current_role(stack: NativeStack) -> No
     assert call(stack, "POST", "/api/v1/events", body=event_body(), headers=promoted)[0] == 201
 
 
+def test_any_string_that_is_not_a_live_refresh_token_is_the_same_401(stack: NativeStack) -> None:
+    """No length or shape rule answers 422 first and so tells a near miss from any other refused token."""
+    session = login(stack)
+    for token in ("", "garbage", session.access_token, "x" * 10_000, session.refresh_token + "x"):
+        assert_refused(stack, token)
+    rotated(stack, session.refresh_token)  # none of them touched the real one
+
+
 def test_a_refresh_body_with_unknown_or_missing_fields_is_422(stack: NativeStack) -> None:
     session = login(stack)
     extra = {"refresh_token": session.refresh_token, "user_id": session.user_id}

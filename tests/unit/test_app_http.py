@@ -215,6 +215,21 @@ async def test_wrong_method_is_a_405_problem_keeping_allow(served: Running) -> N
     assert response.headers["allow"] == "GET"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/api/v1/events", "GET, POST"),  # two routes share the path; Starlette alone would say GET
+        ("PUT", "/api/v1/events/0b6c5e0e-4c1f-4a8e-9d3e-1b2c3d4e5f60", "GET, PATCH"),
+        ("POST", "/api/v1/events/0b6c5e0e-4c1f-4a8e-9d3e-1b2c3d4e5f60/webhook", "DELETE, GET, PUT"),
+        ("TRACE", "/api/v1/auth/token", "POST"),
+    ],
+)
+async def test_a_405_allows_every_method_of_the_path(served: Running, method: str, path: str, allow: str) -> None:
+    response = await served.client.request(method, path)
+    assert_problem(response, 405, "method-not-allowed", path)
+    assert response.headers["allow"] == allow
+
+
 async def test_validation_error_is_a_422_problem_listing_errors(served: Running) -> None:
     body = assert_problem(await served.client.get("/test/page?limit=abc"), 422, "validation-error", "/test/page")
     assert body["errors"] == [

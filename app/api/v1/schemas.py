@@ -8,17 +8,40 @@ an offset (naive times are refused); money is integer cents. See notes/rest_desi
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.domain.money import MAX_CENTS
+from app.settings import MAX_SEATS_PER_HOLD
 
-Text = Annotated[str, Field(min_length=1, max_length=200)]
-Cents = Annotated[int, Field(ge=0, le=MAX_CENTS, strict=True)]
-LayoutSize = Annotated[int, Field(ge=1, le=100, strict=True)]
+
+def integral(value: object) -> object:
+    """``4500.0`` as ``4500``: JSON Schema's ``integer`` includes it, so a client may send it; strict integers keep
+    refusing ``"4500"``, ``true`` and ``4500.5``."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+DATE_TIME_START = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def date_time_text(value: object) -> object:
+    """Only RFC 3339 text is a ``date-time`` in the schema; pydantic alone would also read a number, or a string of
+    digits, as Unix seconds."""
+    if isinstance(value, datetime) or (isinstance(value, str) and DATE_TIME_START.match(value)):
+        return value
+    raise ValueError("must be an RFC 3339 date-time with an offset, such as 2027-06-01T20:00:00+00:00")
+
+
+NO_NUL_PATTERN = r"^[^\x00]*$"  # PostgreSQL text cannot hold U+0000: refused as a 422, never a failed INSERT
+Moment = Annotated[AwareDatetime, BeforeValidator(date_time_text)]
+Text = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)]
+Cents = Annotated[int, Field(ge=0, le=MAX_CENTS, strict=True), BeforeValidator(integral)]
+LayoutSize = Annotated[int, Field(ge=1, le=100, strict=True), BeforeValidator(integral)]
 
 
 class StrictInput(BaseModel):
@@ -29,20 +52,23 @@ class EventIn(StrictInput):
     title: Text
     city: Text
     venue: Text
-    starts_at: AwareDatetime
+    starts_at: Moment
     price_cents: Cents
     rows: LayoutSize
     seats_per_row: LayoutSize
 
 
 class EventPatch(StrictInput):
-    """A partial update: only the fields sent change; ``null`` is refused (none of these may be empty)."""
+    """A partial update: only the fields sent change; ``null`` is refused (none of these may be empty). The schema
+    says both: no field is nullable (``None`` is only the absent field's default) and ``minProperties`` is 1."""
 
-    title: Text | None = None
-    city: Text | None = None
-    venue: Text | None = None
-    starts_at: AwareDatetime | None = None
-    price_cents: Cents | None = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    title: Text | SkipJsonSchema[None] = None
+    city: Text | SkipJsonSchema[None] = None
+    venue: Text | SkipJsonSchema[None] = None
+    starts_at: Moment | SkipJsonSchema[None] = None
+    price_cents: Cents | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def some_field_and_no_nulls(self) -> EventPatch:
@@ -94,7 +120,13 @@ class SeatList(BaseModel):
 
 
 class HoldIn(StrictInput):
-    seat_ids: list[uuid.UUID] = Field(min_length=1)
+    # Count and distinctness are declared here and checked by ``seat_request`` (app/domain/holds.py), whose 422
+    # names the rule broken
+    seat_ids: list[uuid.UUID] = Field(
+        min_length=1,
+        json_schema_extra={"maxItems": MAX_SEATS_PER_HOLD, "uniqueItems": True},
+        description=f"1..{MAX_SEATS_PER_HOLD} distinct seats of this event",
+    )
 
 
 class HoldOut(BaseModel):

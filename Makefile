@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 PY := .venv/bin/python
 
-.PHONY: up down status test lint bench deps isolation-matrix
+.PHONY: up down status test fuzz lint bench deps isolation-matrix
 
 deps:  ## Debian packages (as root, only the missing ones), uv, and the locked Python environment
 	@bash stack/install-debian-packages.sh
@@ -22,6 +22,12 @@ status:
 test: deps  ## every test, against a private stack of real services started by the fixtures
 	@bash stack/install-debian-packages.sh test
 	@$(PY) -m pytest -p no:cacheprovider
+
+fuzz: deps  ## the contract fuzzer for longer, with a fresh seed it prints (REFSTACK_FUZZ_SEED=<seed> make fuzz replays it)
+	@seed=$${REFSTACK_FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "contract fuzz seed: $$seed (replay: REFSTACK_FUZZ_SEED=$$seed make fuzz)"; \
+	REFSTACK_FUZZ_SEED=$$seed REFSTACK_FUZZ_EXAMPLES=$${REFSTACK_FUZZ_EXAMPLES:-100} \
+	REFSTACK_FUZZ_BOUND_S=$${REFSTACK_FUZZ_BOUND_S:-900} $(PY) -m pytest -p no:cacheprovider -s tests/security/test_contract_fuzz.py
 
 lint: deps
 	@$(PY) -m ruff check .

@@ -10,19 +10,23 @@ loop's blocking is counted, not timed: ticks of a 1 ms ticker that fall inside t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import multiprocessing
 import sys
 import sysconfig
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.queues import SimpleQueue
 from multiprocessing.synchronize import Barrier
 
 from lab.python.table import Table
 
 TICK_S = 0.001
+HASH_ROUNDS = 32
 
 
 @dataclass(frozen=True)
@@ -69,16 +73,35 @@ def serial(workers: int, iterations: int) -> Run:
     return combined("serial", [timed_burn(iterations) for _ in range(workers)])
 
 
-def on_threads(workers: int, iterations: int) -> Run:
+def timed_hash(data: bytes, rounds: int) -> Span:
+    """C work that releases the GIL: hashlib lets go of it while hashing a buffer larger than 2 KiB."""
+    started, cpu_before = time.monotonic(), time.thread_time()
+    digest = hashlib.sha256()
+    for _ in range(rounds):
+        digest.update(data)
+    return Span(time.thread_time() - cpu_before, started, time.monotonic())
+
+
+def threads_started_together(label: str, workers: int, job: Callable[[], Span]) -> Run:
     start_together = threading.Barrier(workers)
 
     def work() -> Span:
         start_together.wait(timeout=10)
-        return timed_burn(iterations)
+        return job()
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         spans = [f.result(timeout=60) for f in [pool.submit(work) for _ in range(workers)]]
-    return combined(f"{workers} threads", spans)
+    return combined(label, spans)
+
+
+def on_threads(workers: int, iterations: int) -> Run:
+    return threads_started_together(f"{workers} threads", workers, partial(timed_burn, iterations))
+
+
+def hashing_on_threads(workers: int, rounds: int) -> Run:
+    """``rounds`` updates of a 4 MiB buffer on each thread."""
+    job = partial(timed_hash, bytes(4 * 1024 * 1024), rounds)
+    return threads_started_together(f"{workers} threads, sha256 of {rounds * 4} MiB", workers, job)
 
 
 def process_worker(start_together: Barrier, iterations: int, results: SimpleQueue[Span]) -> None:
@@ -155,6 +178,7 @@ def cpu_bound_runs(workers: int, iterations: int) -> list[Run]:
         serial(workers, iterations),
         on_threads(workers, iterations),
         on_processes(workers, iterations),
+        hashing_on_threads(workers, HASH_ROUNDS),
         asyncio.run(on_event_loop(workers, iterations, offload=False)),
         asyncio.run(on_event_loop(workers, iterations, offload=True)),
     ]

@@ -138,6 +138,15 @@ def test_one_image_serves_app_migrations_and_simulator(resolved: dict[str, Any])
     assert services["app"]["init"] is True
 
 
+def test_our_processes_run_on_a_read_only_root_with_no_capabilities(resolved: dict[str, Any]) -> None:
+    for name in ("app", "migrate", "payments"):
+        service = resolved["services"][name]
+        assert service["read_only"] is True, name
+        assert service["tmpfs"] == ["/tmp"], name
+        assert service["cap_drop"] == ["ALL"], name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+
+
 def test_nginx_renders_the_shared_template(resolved: dict[str, Any]) -> None:
     nginx = resolved["services"]["nginx"]
     source = Path(bind_targets(nginx)[NGINX_TEMPLATE_TARGET])

@@ -32,7 +32,7 @@ fuzz: deps  ## the contract fuzzer for longer, with a fresh seed it prints (REFS
 lint: deps
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
-	@$(PY) -m mypy app stack simulators tests bench
+	@$(PY) -m mypy app stack simulators lab tests bench
 
 bench: deps
 	@$(PY) -m bench.cold_start

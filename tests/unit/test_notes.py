@@ -21,7 +21,7 @@ from tests.note_commands import pytest_commands
 REPO = Path(__file__).resolve().parents[2]
 NOTES = sorted((REPO / "notes").glob("*.md"))
 LINK = re.compile(r"\]\(((?:\.\./)?[^)#:\s]+)(?:#[^)]*)?\)")
-CODE_DIRS = ("app", "stack", "simulators")
+CODE_DIRS = ("app", "stack", "simulators", "lab")
 # Controls for the selection check itself: nothing matches, an option the check does not know, exactly one test.
 SELECTS_NOTHING = ("-k", "no_test_is_named_like_this")
 UNKNOWN_OPTION = ("--last-failed", "tests/unit")

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.queues import SimpleQueue
@@ -58,10 +59,14 @@ def burn(iterations: int) -> int:
     return total
 
 
-def timed_burn(iterations: int) -> Span:
+def timed(job: Callable[[], object]) -> Span:
     started, cpu_before = time.monotonic(), time.thread_time()
-    burn(iterations)
+    job()
     return Span(time.thread_time() - cpu_before, started, time.monotonic())
+
+
+def timed_burn(iterations: int) -> Span:
+    return timed(partial(burn, iterations))
 
 
 def combined(label: str, spans: list[Span], loop_ticks: int | None = None) -> Run:
@@ -73,13 +78,12 @@ def serial(workers: int, iterations: int) -> Run:
     return combined("serial", [timed_burn(iterations) for _ in range(workers)])
 
 
-def timed_hash(data: bytes, rounds: int) -> Span:
+def sha256_rounds(data: bytes, rounds: int) -> bytes:
     """C work that releases the GIL: hashlib lets go of it while hashing a buffer larger than 2 KiB."""
-    started, cpu_before = time.monotonic(), time.thread_time()
     digest = hashlib.sha256()
     for _ in range(rounds):
         digest.update(data)
-    return Span(time.thread_time() - cpu_before, started, time.monotonic())
+    return digest.digest()
 
 
 def threads_started_together(label: str, workers: int, job: Callable[[], Span]) -> Run:
@@ -100,7 +104,7 @@ def on_threads(workers: int, iterations: int) -> Run:
 
 def hashing_on_threads(workers: int, rounds: int) -> Run:
     """``rounds`` updates of a 4 MiB buffer on each thread."""
-    job = partial(timed_hash, bytes(4 * 1024 * 1024), rounds)
+    job = partial(timed, partial(sha256_rounds, bytes(4 * 1024 * 1024), rounds))
     return threads_started_together(f"{workers} threads, sha256 of {rounds * 4} MiB", workers, job)
 
 
@@ -139,16 +143,17 @@ async def on_event_loop(workers: int, iterations: int, *, offload: bool) -> Run:
             ticks.append(time.monotonic())
 
     ticker = asyncio.create_task(tick())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the ticker is waiting before the work starts
     if offload:
         spans = await asyncio.gather(*(asyncio.to_thread(timed_burn, iterations) for _ in range(workers)))
     else:
         spans = await asyncio.gather(*(burn_on_loop(iterations) for _ in range(workers)))
     ticker.cancel()
-    run = combined("", list(spans))
+    with suppress(asyncio.CancelledError):
+        await ticker
     first, last = min(s.started for s in spans), max(s.ended for s in spans)
     label = f"asyncio, {workers} coroutines" + (" + to_thread" if offload else "")
-    return Run(label, run.wall_s, run.cpu_s, sum(first < t < last for t in ticks))
+    return combined(label, list(spans), loop_ticks=sum(first < t < last for t in ticks))
 
 
 def blocking_calls(workers: int, pause_s: float, *, threaded: bool) -> float:

@@ -51,16 +51,14 @@ class PidOneSeen:
     under_init: StopSeen
 
     def table(self) -> Table:
-        def row(what: str, pick: object) -> tuple[str, ...]:
-            return (what, *(str(getattr(seen, str(pick))) for seen in (self.bare, self.under_init)))
-
-        rows = [
-            row("PID of the program in its namespace", "program_pid"),
-            row(f"zombies after {ORPHANS} orphans exited", "zombies"),
-            row(f"still running {GRACE_S} s after SIGTERM (SIGKILL needed)", "needed_sigkill"),
-            ("seconds from SIGTERM to exit", *(f"{s.seconds_to_exit:.3f}" for s in (self.bare, self.under_init))),
-            row("how it ended", "ended_by"),
-            row("orphans the init reaped", "reaped_by_init"),
+        both = (self.bare, self.under_init)
+        rows: list[tuple[str | int | float, ...]] = [
+            ("PID of the program in its namespace", *(s.program_pid for s in both)),
+            (f"zombies after {ORPHANS} orphans exited", *(s.zombies for s in both)),
+            (f"still running {GRACE_S} s after SIGTERM (SIGKILL needed)", *(str(s.needed_sigkill) for s in both)),
+            ("seconds from SIGTERM to exit", *(s.seconds_to_exit for s in both)),
+            ("how it ended", *(s.ended_by for s in both)),
+            ("orphans the init reaped", *("-" if s.reaped_by_init is None else s.reaped_by_init for s in both)),
         ]
         return Table("PID 1: docker stop, zombies, and a tiny init", ("", "program as PID 1", "under tiny init"), rows)
 

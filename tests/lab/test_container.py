@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -53,7 +54,7 @@ def lab_leftovers() -> set[str]:
         except KernelRefusedError:
             continue
     found = {str(p) for root in roots for p in root.glob("refstack-lab-*")}
-    found |= {str(p) for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("refstack-lab-overlay-*")}
+    found |= {str(p) for p in Path(tempfile.gettempdir()).glob("refstack-lab-overlay-*")}
     return found | {line for line in Path("/proc/self/mountinfo").read_text().splitlines() if "refstack-lab" in line}
 
 

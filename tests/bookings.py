@@ -47,12 +47,20 @@ def held(stack: NativeStack, organizer: ApiUser, user: ApiUser, seats: int = 2) 
 
 
 def book(
-    stack: NativeStack, user: ApiUser, hold_id: str, *, key: str | None = None, card: str | None = None
+    stack: NativeStack,
+    user: ApiUser,
+    hold_id: str,
+    *,
+    key: str | None = None,
+    card: str | None = None,
+    direct: bool = False,
 ) -> tuple[int, Mapping[str, str], bytes]:
-    """POST /api/v1/bookings through Nginx: (status, headers, body)."""
+    """POST /api/v1/bookings through Nginx (or, ``direct``, on a new connection to the app's own port, which any
+    of its workers may accept): (status, headers, body)."""
     body = {"hold_id": hold_id, **({"card_token": card} if card else {})}
     headers = {"Content-Type": "application/json", **user.headers, **({"Idempotency-Key": key} if key else {})}
-    return http("POST", f"{stack.nginx.url}/api/v1/bookings", body=json.dumps(body).encode(), headers=headers)
+    base = stack.app.url if direct else stack.nginx.url
+    return http("POST", f"{base}/api/v1/bookings", body=json.dumps(body).encode(), headers=headers)
 
 
 def sql(stack: NativeStack, statement: str) -> str:

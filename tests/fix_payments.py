@@ -47,7 +47,7 @@ def simulator(stack: NativeStack) -> Iterator[str]:
 
 
 class TrialBookings:
-    """Throwaway bookings, one at a time: each is a call through whichever app worker accepts it."""
+    """Throwaway bookings, one at a time: each a new connection to the app's port, accepted by whichever worker."""
 
     def __init__(self, stack: NativeStack) -> None:
         self.stack = stack
@@ -64,7 +64,9 @@ class TrialBookings:
         organizer, buyer = self._users
         if self._hold_id is None:
             self._hold_id = held(self.stack, organizer, buyer, seats=1)["id"]
-        if book(self.stack, buyer, self._hold_id)[0] == 201:
+        # Direct, on a new connection each time: Nginx keeps its upstream connections alive, so its trials could all
+        # land on the worker that is already closed while the open one never sees one.
+        if book(self.stack, buyer, self._hold_id, direct=True)[0] == 201:
             self._hold_id = None
 
 

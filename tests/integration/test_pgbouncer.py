@@ -28,7 +28,7 @@ from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactory
 from app.settings import Settings
 from stack.native.pgbouncer import TWO_SERVER_DATABASE
 from stack.native.stack import NativeStack, asyncpg_url
-from tests.unit.test_app_http import running
+from tests.in_process_app import running
 
 QUERY = "SELECT count(*) + $1::int FROM pg_class"
 

@@ -21,7 +21,7 @@ import pytest
 from app.settings import DEMO_JWT_SECRET
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, call, event_body, new_user
-from tests.integration.test_refresh_tokens import assert_refused, login, rotated
+from tests.refresh_sessions import assert_refused, login, rotated
 
 SECRET = DEMO_JWT_SECRET  # the session stack runs in demo mode with the demo signing key
 

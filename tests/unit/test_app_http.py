@@ -14,26 +14,22 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import httpx
 import pytest
-from fastapi import FastAPI, Query, Request
+from fastapi import Query, Request
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import QueuePool
-from starlette.types import Receive, Scope, Send
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from app.main import create_app
 from app.observability.metrics import MULTIPROC_ENV
 from app.settings import Settings
-from app.state import AppState
+from tests.in_process_app import Running, running
 
 READY_BOUND_S = 2.0
 CHECK_TIMEOUT_S = 0.5
@@ -75,28 +71,6 @@ def unreachable_settings(**overrides: object) -> Settings:
         "reconciler_enabled": False,  # and so has the payment reconciler
     }
     return Settings.model_validate(values | overrides)
-
-
-@dataclass
-class Running:
-    app: FastAPI
-    state: AppState
-    client: httpx.AsyncClient
-
-
-@asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Running]:
-    """Enter the lifespan, then serve like uvicorn does: each request gets a shallow copy of the lifespan state."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app) as yielded:
-        state = cast(AppState, yielded)
-
-        async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
-            await app({**scope, "state": dict(state)}, receive, send)
-
-        transport = httpx.ASGITransport(app=with_state)
-        async with httpx.AsyncClient(transport=transport, base_url="http://refstack.test") as client:
-            yield Running(app=app, state=state, client=client)
 
 
 class DriverError(Exception):
@@ -370,6 +344,7 @@ async def test_each_app_counts_on_its_own_registry() -> None:
 WORKER = """
 import asyncio, httpx
 from app.main import create_app
+from tests.in_process_app import Running, running
 
 async def main() -> None:
     app = create_app()

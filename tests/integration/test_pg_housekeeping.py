@@ -24,7 +24,7 @@ import pytest
 
 from stack.native.postgres import SLOT
 from stack.native.stack import NativeStack
-from tests.integration.test_query_plans import nodes
+from tests.plan_nodes import nodes
 from tests.polling import wait_for_async
 from tests.private_database import private_database
 

@@ -24,6 +24,7 @@ from app.services.sweeper import HoldSweeper
 from app.services.unit_of_work import UnitOfWorkFactory
 from bench.catalogue import city, load_events
 from stack.native.stack import NativeStack
+from tests.plan_nodes import nodes
 from tests.private_database import private_database, sqlalchemy_url
 from tests.statement_log import Statement, recorded_statements
 
@@ -64,12 +65,6 @@ async def catalogue(plans_db: str) -> AsyncIterator[Catalogue]:
         yield Catalogue(conn, plans_db, prefix)
     finally:
         await conn.close()
-
-
-def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", ()):
-        yield from nodes(child)
 
 
 async def explain(conn: Any, statement: Statement, *, first: str | None = None) -> dict[str, Any]:

@@ -9,75 +9,18 @@ whoever holds it. See notes/security.md.
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Response
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import SkipJsonSchema
+from fastapi import APIRouter, Depends, Response
 
 from app.api.deps import BEARER_CHALLENGE, CurrentUser, SettingsDep, StateDep, UowsDep
 from app.api.problems import Problem
-from app.api.v1.schemas import NO_NUL_PATTERN
-from app.security.passwords import MAX_LENGTH, MIN_LENGTH, password_problems
+from app.api.v1.schemas import PasswordGrantForm, RefreshTokenIn, Registration, TokenOut, UserOut
+from app.security.passwords import password_problems
 from app.security.tokens import Principal, issue_access_token
 from app.services.refresh_tokens import InvalidRefreshTokenError, revoke_family, rotate, start_family
 from app.services.users import EmailTakenError, authenticate, load_user, register_user
 from app.settings import Settings
-
-EMAIL_PATTERN = r"^[^@\s\x00]{1,64}@[^@\s\x00]{1,255}\.[^@\s\x00]{2,63}$"  # no U+0000: PostgreSQL text refuses it
-
-
-class Registration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    email: str = Field(pattern=EMAIL_PATTERN, max_length=254)
-    # The length is declared here and enforced by the policy, so a short password is a ``weak-password`` problem
-    password: str = Field(
-        json_schema_extra={"minLength": MIN_LENGTH, "maxLength": MAX_LENGTH},
-        description=f"{MIN_LENGTH}..{MAX_LENGTH} characters; also refused (422 weak-password) if it contains the "
-        "email's name, repeats fewer than 4 distinct characters, or is built on a common breached password or a "
-        "keyboard sequence",
-    )
-
-
-class UserOut(BaseModel):
-    id: uuid.UUID
-    email: str
-    role: Literal["user", "organizer"]
-
-
-class TokenOut(BaseModel):
-    access_token: str
-    refresh_token: str
-    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
-    expires_in: int
-
-
-class RefreshTokenIn(BaseModel):
-    """Any string: one that is not a live refresh token (empty, an access token, too long) is the same 401 as a
-    spent one, so no length rule may tell them apart with a 422."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    refresh_token: str
-
-
-class PasswordGrantForm:
-    """The OAuth2 password grant's form (RFC 6749, 4.3.2), as FastAPI's ``OAuth2PasswordRequestForm`` but with
-    ``minLength: 1`` declared: FastAPI reads an empty form field as a missing one (a 422), so the schema says so.
-    ``grant_type`` may be left out, but a form cannot carry ``null``, so the schema does not offer it."""
-
-    def __init__(
-        self,
-        *,
-        username: Annotated[str, Form(min_length=1, pattern=NO_NUL_PATTERN)],
-        password: Annotated[str, Form(min_length=1, json_schema_extra={"format": "password"})],
-        grant_type: Annotated[Literal["password"] | SkipJsonSchema[None], Form()] = None,
-    ) -> None:
-        self.username = username
-        self.password = password
-        self.grant_type = grant_type
 
 
 def token_pair(principal: Principal, refresh_token: str, settings: Settings) -> TokenOut:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from lab.container import cpu_quota, memory_limit, namespaces, overlay, pid_one
 from lab.container.refusal import KernelRefusedError
-from lab.python.table import Table
+from lab.table import Table
 
 STEPS: dict[str, Callable[[], Table]] = {
     "namespaces": lambda: namespaces.run().table(),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from lab.container.cgroups import LabCgroup, counters
 from lab.container.namespaced_process import REPO, workload
-from lab.python.table import Table
+from lab.table import Table
 
 QUOTA_US = 50_000
 PERIOD_US = 100_000

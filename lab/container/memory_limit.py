@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lab.container.cgroups import LabCgroup, counters
 from lab.container.namespaced_process import REPO, exit_code, workload
-from lab.python.table import Table
+from lab.table import Table
 
 LIMIT_MIB = 64
 ALLOCATE_MIB = 200

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab.container.namespaced_process import NamespacedProcess, workload
-from lab.python.table import Table
+from lab.table import Table
 
 HOSTNAME = "lab-container"
 KINDS = ("pid", "mnt", "uts", "ipc", "net")

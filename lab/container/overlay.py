@@ -23,7 +23,7 @@ from typing import Any
 
 from lab.container.namespaced_process import NamespacedProcess, workload
 from lab.container.refusal import KernelRefusedError
-from lab.python.table import Table
+from lab.table import Table
 
 PROGRAMS = ("/bin/sh", "/bin/cat", "/bin/rm")
 IMAGE_FILES = {

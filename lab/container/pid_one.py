@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 
 from lab.container.namespaced_process import NamespacedProcess, workload, zombie_children
-from lab.python.table import Table
+from lab.table import Table
 
 ORPHANS = 3
 GRACE_S = 1.0  # docker stop's default is 10 s

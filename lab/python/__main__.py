@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from lab.python import collector, descriptors, gil, language_traps, memory, mro, task_references
-from lab.python.table import Table
+from lab.table import Table
 
 TOPICS: dict[str, Callable[[], list[Table]]] = {
     "gil": gil.report,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from lab.python.table import Table
+from lab.table import Table
 
 
 class Node:

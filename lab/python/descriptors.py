@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from lab.python.table import Table
+from lab.table import Table
 
 
 class PositiveOnDescriptor:

@@ -24,7 +24,7 @@ from functools import partial
 from multiprocessing.queues import SimpleQueue
 from multiprocessing.synchronize import Barrier
 
-from lab.python.table import Table
+from lab.table import Table
 
 TICK_S = 0.001
 HASH_ROUNDS = 32

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from lab.python.table import Table
+from lab.table import Table
 
 
 def add_seat_buggy(seat: int, seats: list[int] = []) -> list[int]:  # noqa: B006 (the trap shown)

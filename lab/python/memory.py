@@ -18,7 +18,7 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lab.python.table import Cell, Table
+from lab.table import Cell, Table
 
 ARENA_LINE = re.compile(r"# arenas allocated current\s*=\s*([\d,]+)")
 

@@ -8,7 +8,7 @@ the bases as written kept. When no order can satisfy both rules, class creation 
 
 from __future__ import annotations
 
-from lab.python.table import Table
+from lab.table import Table
 
 
 class Base:

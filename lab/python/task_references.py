@@ -17,7 +17,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lab.python.table import Table
+from lab.table import Table
 
 Keeper = Literal["nothing", "a set of tasks", "a TaskGroup"]
 KEEPERS: tuple[Keeper, ...] = ("nothing", "a set of tasks", "a TaskGroup")

@@ -1,4 +1,5 @@
-"""One plain-text table, the shape every CPython lab prints its numbers in. See notes/python.md."""
+"""One plain-text table, the shape every lab prints its numbers in (the CPython lab, notes/python.md, and the
+container lab, notes/docker.md)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import inspect
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, get_type_hints
 
@@ -44,7 +45,7 @@ class IdempotentRequest:
     """One request under its key (or under none: then it simply runs)."""
 
     def __init__(
-        self, request: Request, uows: UnitOfWorkFactory, user_id: Any, key: str | None, *, wait_s: float
+        self, request: Request, uows: UnitOfWorkFactory, user_id: uuid.UUID, key: str | None, *, wait_s: float
     ) -> None:
         self._request = request
         self._uows = uows

@@ -4,7 +4,8 @@
 Why these status codes: a declined card is the client's to fix (402, the hold kept); a provider that is down or a
 breaker that is open is ours and temporary (503 with ``Retry-After``, the hold kept, no booking, no charge
 recorded); an expired or already-booked hold is a conflict with the resource's state (409). Someone else's
-booking is 404. See notes/rest_design.md and notes/fault_tolerance.md.
+booking is 404. The route itself only calls the use case, maps its errors (``BOOKING_PROBLEMS``, one table) and
+responds; ``@idempotent`` wraps the whole handler. See notes/rest_design.md and notes/fault_tolerance.md.
 """
 
 from __future__ import annotations

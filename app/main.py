@@ -50,6 +50,7 @@ from app.observability.metrics import (
 from app.observability.request_id import RequestIdMiddleware
 from app.payments.client import open_payments_client
 from app.security.passwords import PasswordHasher
+from app.services.event_cache import build_event_caches
 from app.services.reconciler import PaymentReconciler
 from app.services.sweeper import HoldSweeper
 from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactories
@@ -116,6 +117,7 @@ def build_lifespan(
                 engines=engines,
                 uows=uows,
                 router=replica_router,
+                event_caches=build_event_caches(redis, settings),
                 redis=redis,
                 amqp=amqp,
                 passwords=PasswordHasher(),

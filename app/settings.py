@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     # A migration queued behind a long transaction would queue every query behind itself: give up fast, retry later
     migration_lock_timeout_ms: int = Field(default=3000, ge=1)
     redis_timeout_s: float = Field(default=1.0, gt=0)
+    # Cache-aside (see notes/redis.md, "Cache-aside"): each cache command on a request's path gets this long, then
+    # the request reads the database instead; a miss waits at most cache_fill_wait_s for another reader's fill
+    cache_redis_timeout_s: float = Field(default=0.1, gt=0, le=1.0)
+    cache_fill_wait_s: float = Field(default=0.5, gt=0, le=5.0)
+    event_cache_ttl_s: float = Field(default=30.0, gt=0)
+    event_cache_missing_ttl_s: float = Field(default=2.0, gt=0)
+    # The staleness bound of GET /events/{id}/availability after a hold or a booking
+    availability_cache_ttl_s: float = Field(default=1.0, gt=0, le=10.0)
     amqp_timeout_s: float = Field(default=2.0, gt=0)
     amqp_reconnect_interval_s: float = Field(default=5.0, gt=0)
     health_check_timeout_s: float = Field(default=1.0, gt=0, le=1.0)

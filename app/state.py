@@ -18,6 +18,7 @@ from app.messaging.amqp_connection import AmqpConnection
 from app.notifications.webhook_sender import WebhookSender
 from app.payments.client import PaymentsClient
 from app.security.passwords import PasswordHasher
+from app.services.event_cache import EventCaches
 from app.services.unit_of_work import UnitOfWorkFactories
 from app.settings import Settings
 
@@ -28,6 +29,7 @@ class AppState(TypedDict):
     uows: UnitOfWorkFactories
     router: ReplicaRouter
     redis: Redis
+    event_caches: EventCaches
     amqp: AmqpConnection
     passwords: PasswordHasher
     payments: PaymentsClient

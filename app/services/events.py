@@ -126,12 +126,20 @@ async def create_event(uows: UnitOfWorkFactory, organizer_id: uuid.UUID, new: Ne
     return _record(event)
 
 
-async def get_event(uows: UnitOfWorkFactory, event_id: uuid.UUID) -> EventRecord:
+async def find_event(uows: UnitOfWorkFactory, event_id: uuid.UUID) -> EventRecord | None:
+    """The event, or None when no event has this id (the cache stores that answer too)."""
     async with uows() as uow:  # read inside: leaving the unit of work rolls back, which expires loaded objects
         event = await uow.session.get(Event, event_id)
-        if event is None:
-            raise EventNotFoundError(event_id)
-        return _record(event)
+        return None if event is None else _record(event)
+
+
+async def count_available_seats(uows: UnitOfWorkFactory, event_id: uuid.UUID) -> int | None:
+    """How many seats of the event are available now; None when no event has this id."""
+    available = func.count().filter(Seat.status == SeatStatus.AVAILABLE)
+    query = select(func.count(), available).where(Seat.event_id == event_id)
+    async with uows() as uow:
+        seats, free = (await uow.session.execute(query)).one()
+    return int(free) if seats else None
 
 
 def listing_query(where: EventFilter, after: EventKey | None, fetch: int) -> Select[tuple[object, ...]]:

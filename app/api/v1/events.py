@@ -1,9 +1,13 @@
-"""``/api/v1/events``: list (keyset pages), create (organizers), read (ETag, 304), patch (If-Match), seats.
+"""``/api/v1/events``: list (keyset pages), create (organizers), read (ETag, 304), patch (If-Match), seats, and
+availability.
 
 Why each status: 201 with ``Location`` and ``ETag`` so the client can go straight to the new resource and later
 edit it conditionally; 304 when ``If-None-Match`` names the current tag; 428 for a PATCH without ``If-Match``
 and 412 when the event moved on; 403 for callers who may not write; 404 for ids that name nothing. The routes
-translate; the use cases live in app/services/events.py. See notes/rest_design.md.
+translate; the use cases live in app/services/events.py. The event and its availability are read through Redis
+(cache-aside, app/services/event_cache.py): create and patch write the new version through after their commit, and
+a client holding a newer version than the cache goes to the primary. See notes/rest_design.md and notes/redis.md,
+"Cache-aside".
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, TypeAdapter
 
-from app.api.deps import Organizer, ReadsDep, ReplicaRouterDep, UowsDep
+from app.api.deps import Organizer, ReadsDep, ReplicaRouterDep, StateDep, UowsDep
 from app.api.etag import (
     IfMatch,
     IfNoneMatch,
@@ -27,7 +31,17 @@ from app.api.etag import (
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, cut_page, decode_cursor
 from app.api.problem_table import ProblemTable
 from app.api.problems import Problem
-from app.api.v1.schemas import NO_NUL_PATTERN, EventIn, EventOut, EventPatch, EventSummary, Moment, SeatList, SeatOut
+from app.api.v1.schemas import (
+    NO_NUL_PATTERN,
+    AvailabilityOut,
+    EventIn,
+    EventOut,
+    EventPatch,
+    EventSummary,
+    Moment,
+    SeatList,
+    SeatOut,
+)
 from app.db.replica_routing import Reason
 from app.services.events import (
     EventFilter,
@@ -37,8 +51,9 @@ from app.services.events import (
     NewEvent,
     NotEventOrganizerError,
     StaleVersionError,
+    count_available_seats,
     create_event,
-    get_event,
+    find_event,
     list_events,
     list_seats,
     update_event,
@@ -98,22 +113,33 @@ def build_events_router() -> APIRouter:
 
     @api.post("/events", status_code=201, response_model=EventOut)
     async def create(
-        body: EventIn, organizer: Organizer, uows: UowsDep, replica_router: ReplicaRouterDep, response: Response
+        body: EventIn,
+        organizer: Organizer,
+        uows: UowsDep,
+        replica_router: ReplicaRouterDep,
+        state: StateDep,
+        response: Response,
     ) -> EventOut:
         record = await create_event(uows, organizer.user_id, NewEvent(**body.model_dump()))
         await replica_router.remember_write(organizer.user_id)
+        await state["event_caches"].events.put(str(record.id), record)  # replaces a cached "missing"
         response.headers["Location"] = f"/api/v1/events/{record.id}"
         return _represent(record, response)
 
     @api.get("/events/{event_id}", response_model=EventOut)
     async def read(
-        event_id: uuid.UUID, reads: ReadsDep, response: Response, if_none_match: IfNoneMatch = None
+        event_id: uuid.UUID, reads: ReadsDep, state: StateDep, response: Response, if_none_match: IfNoneMatch = None
     ) -> EventOut | Response:
+        cache = state["event_caches"].events
         with EVENT_PROBLEMS.translating():
-            record = await reads.run(lambda uows: get_event(uows, event_id))
-            # A replica behind this client's copy must not hand it an older version (nor a 200 for a 304).
-            if _newest_known(if_none_match, event_id) > record.version:
-                record = await reads.run_on_primary(Reason.CLIENT_AHEAD, lambda uows: get_event(uows, event_id))
+            record = await cache.get(str(event_id), lambda: reads.run(lambda uows: find_event(uows, event_id)))
+            # Neither the cache nor a replica behind this client's copy may hand it an older version (nor a 200 for
+            # a 304): the primary answers, and its version goes into the cache.
+            if _newest_known(if_none_match, event_id) > (record.version if record is not None else 0):
+                record = await reads.run_on_primary(Reason.CLIENT_AHEAD, lambda uows: find_event(uows, event_id))
+                await cache.put(str(event_id), record)
+            if record is None:
+                raise EventNotFoundError(event_id)
         etag = entity_tag(record.id, record.version)
         if is_fresh(if_none_match, etag):
             return not_modified(etag)
@@ -126,6 +152,7 @@ def build_events_router() -> APIRouter:
         organizer: Organizer,
         uows: UowsDep,
         replica_router: ReplicaRouterDep,
+        state: StateDep,
         response: Response,
         if_match: IfMatch = None,
     ) -> EventOut:
@@ -133,6 +160,7 @@ def build_events_router() -> APIRouter:
         with EVENT_WRITE_PROBLEMS.translating():
             record = await update_event(uows, organizer.user_id, event_id, body.changes(), versions)
         await replica_router.remember_write(organizer.user_id)
+        await state["event_caches"].events.put(str(event_id), record)  # after the commit; an older fill cannot undo it
         return _represent(record, response)
 
     @api.get("/events/{event_id}/seats", response_model=SeatList)
@@ -140,5 +168,18 @@ def build_events_router() -> APIRouter:
         with EVENT_PROBLEMS.translating():
             records = await reads.run(lambda uows: list_seats(uows, event_id))
         return SeatList(items=[SeatOut.model_validate(seat, from_attributes=True) for seat in records])
+
+    @api.get("/events/{event_id}/availability", response_model=AvailabilityOut)
+    async def availability(event_id: uuid.UUID, reads: ReadsDep, state: StateDep) -> AvailabilityOut:
+        """Seats available now, as of at most ``availability_cache_ttl_s`` (+10 % jitter) ago: its own resource, so
+        a sale changes neither the event's ``ETag`` nor an organizer's ``If-Match``."""
+        cache = state["event_caches"].availability
+        with EVENT_PROBLEMS.translating():
+            count = await cache.get(
+                str(event_id), lambda: reads.run(lambda uows: count_available_seats(uows, event_id))
+            )
+            if count is None:
+                raise EventNotFoundError(event_id)
+        return AvailabilityOut(event_id=event_id, seats_available=count)
 
     return api

@@ -111,6 +111,13 @@ class EventSummary(BaseModel):
     seats_available: int
 
 
+class AvailabilityOut(BaseModel):
+    """How many seats of an event are available, as of at most ``availability_cache_ttl_s`` (+10 %) ago."""
+
+    event_id: uuid.UUID
+    seats_available: int
+
+
 class SeatOut(BaseModel):
     id: uuid.UUID
     row: int

@@ -1,0 +1,189 @@
+"""Cache-aside over Redis, generic over a loader: TTL with jitter, negative entries, a stampede guard, refresh-ahead.
+
+Why each part (numbers and trade-offs in notes/redis.md, "Cache-aside"):
+
+- **Jitter**: each entry lives ``ttl_s`` ± 10 %, so keys filled together (a cold start) do not expire together.
+- **Negative entries**: a loader answering ``None`` ("no such thing") is cached for ``missing_ttl_s``, so ids that
+  name nothing cannot be replayed straight into the database.
+- **Versions**: every entry carries its value's version (0 for a missing one) and one Lua script stores an entry
+  only if the stored one is not newer. A reader that loaded from a lagging replica can then never overwrite the
+  newer version a writer just put, and a write-through (``put``) after a commit is never undone by a slow fill.
+- **Stampede guard, two layers**: within a worker, concurrent lookups of one key share one task (coalescing: 200
+  requests, one Redis GET); across workers and instances, a miss takes a per-key lock (``SET NX PX``) and only the
+  winner runs the loader; the others poll the entry every ``poll_s`` for at most ``wait_s``, then load themselves
+  (a winner that died must not stall every reader). The store script releases the lock by compare-and-delete.
+- **Refresh-ahead**: a hit in the last ``REFRESH_AHEAD`` of an entry's life takes the same lock and reloads, while
+  every other reader keeps getting the current entry, so a key read at least once in that window never expires.
+- **Redis failing fails soft**: every command runs under ``redis_timeout_s`` (short: the client's own 1 s is for
+  readiness); a failed read or lock means "load from the database and skip the cache" and a failed store is
+  ignored, so a paused, stopped or full Redis costs a request at most one such timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+JITTER = 0.1
+REFRESH_AHEAD = 0.2
+PRESENT, MISSING = b"+", b"-"
+
+# KEYS: entry, lock. ARGV: version, entry, ttl ms, lock token ('' when the caller holds none).
+# Store unless the stored entry is newer; release the caller's lock only if it still holds it.
+STORE_UNLESS_NEWER = """
+local current = redis.call('GET', KEYS[1])
+local stored = 0
+if (not current) or tonumber(string.match(current, '^(%d+):')) <= tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  stored = 1
+end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
+  redis.call('DEL', KEYS[2])
+end
+return stored
+"""
+
+
+class CacheUnavailableError(Exception):
+    """Redis did not answer within the cache's bound (paused, stopped, refusing writes): skip the cache."""
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    ttl_s: float
+    missing_ttl_s: float
+    redis_timeout_s: float
+    lock_s: float
+    wait_s: float
+    poll_s: float = 0.01
+
+
+@dataclass(frozen=True)
+class Codec(Generic[T]):
+    """How a value becomes bytes and back, and its version (what the store script compares)."""
+
+    encode: Callable[[T], bytes]
+    decode: Callable[[bytes], T]
+    version: Callable[[T], int]
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    value: T | None
+    version: int
+    refresh_at: float  # epoch seconds after which one reader reloads ahead of expiry
+
+
+class CacheAside(Generic[T]):
+    """One named cache of ``T`` values (``None``: known missing) in one Redis, keyed by the caller."""
+
+    def __init__(self, redis: Redis, name: str, policy: CachePolicy, codec: Codec[T]) -> None:
+        self.name = name
+        self._redis = redis
+        self._policy = policy
+        self._codec = codec
+        self._store = redis.register_script(STORE_UNLESS_NEWER)
+        self._inflight: dict[str, asyncio.Task[T | None]] = {}
+
+    def key(self, resource: str) -> str:
+        """The entry's key; the braces make the entry and its lock one hash slot (one node in a Redis Cluster)."""
+        return f"refstack:cache:{{{self.name}:{resource}}}"
+
+    async def get(self, resource: str, load: Callable[[], Awaitable[T | None]]) -> T | None:
+        """The cached value, or ``load()``'s (then stored); concurrent calls in this worker share one lookup."""
+        key = self.key(resource)
+        lookup = self._inflight.get(key)
+        if lookup is None:
+            lookup = asyncio.create_task(self._lookup(key, load))
+            self._inflight[key] = lookup
+            lookup.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(lookup)
+
+    async def put(self, resource: str, value: T | None) -> None:
+        """Write-through after a committed write: store ``value`` unless a newer version is cached; never fails."""
+        await self._save(self.key(resource), value, token="")
+
+    async def peek(self, resource: str) -> Entry[T] | None:
+        """The stored entry as it is, with no loading (raises ``CacheUnavailableError`` when Redis fails)."""
+        raw = await self._call(self._redis.get(self.key(resource)))
+        return None if raw is None else self._decode(raw)
+
+    def _finished(self, key: str, done: asyncio.Task[T | None]) -> None:
+        if self._inflight.get(key) is done:
+            del self._inflight[key]
+        if not done.cancelled():
+            done.exception()  # retrieved, so a failure every waiter already saw is not reported again
+
+    async def _lookup(self, key: str, load: Callable[[], Awaitable[T | None]]) -> T | None:
+        try:
+            raw = await self._call(self._redis.get(key))
+            if raw is not None:
+                entry = self._decode(raw)
+                if time.time() < entry.refresh_at:
+                    return entry.value
+                token = await self._lock(key)
+                return entry.value if token is None else await self._fill(key, load, token)
+            token = await self._lock(key)
+            if token is not None:
+                return await self._fill(key, load, token)
+            waited = await self._wait_for_entry(key)
+        except CacheUnavailableError:
+            return await load()
+        return waited.value if waited is not None else await self._fill(key, load, "")
+
+    async def _wait_for_entry(self, key: str) -> Entry[T] | None:
+        """Poll for the lock winner's entry for at most ``wait_s``; None if it did not come."""
+        deadline = time.monotonic() + self._policy.wait_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(self._policy.poll_s)  # sleep-ok: the poll interval of a deadline-bound wait
+            raw = await self._call(self._redis.get(key))
+            if raw is not None:
+                return self._decode(raw)
+        return None
+
+    async def _lock(self, key: str) -> str | None:
+        """A token if this call won the key's fill lock, None if another holds it."""
+        token = secrets.token_hex(8)
+        won = await self._call(self._redis.set(f"{key}:lock", token, nx=True, px=int(self._policy.lock_s * 1000)))
+        return token if won else None
+
+    async def _fill(self, key: str, load: Callable[[], Awaitable[T | None]], token: str) -> T | None:
+        value = await load()
+        await self._save(key, value, token=token)
+        return value
+
+    async def _save(self, key: str, value: T | None, *, token: str) -> None:
+        """Store ``value`` (fail soft: a Redis that refuses the write costs nothing but the cached copy)."""
+        ttl_s = self._policy.ttl_s if value is not None else self._policy.missing_ttl_s
+        ttl_s *= random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 - spreading expiries, not a secret
+        version = 0 if value is None else self._codec.version(value)
+        refresh_at = time.time() + ttl_s * (1 - REFRESH_AHEAD)
+        body = MISSING if value is None else PRESENT + self._codec.encode(value)
+        entry = f"{version}:{refresh_at:.3f}:".encode() + body
+        with contextlib.suppress(CacheUnavailableError):
+            await self._call(self._store(keys=[key, f"{key}:lock"], args=[version, entry, int(ttl_s * 1000), token]))
+
+    def _decode(self, raw: bytes | str) -> Entry[T]:
+        data = raw if isinstance(raw, bytes) else raw.encode()  # bytes: the client does not decode responses
+        version, refresh_at, body = data.split(b":", 2)
+        value = None if body[:1] == MISSING else self._codec.decode(body[1:])
+        return Entry(value=value, version=int(version), refresh_at=float(refresh_at))
+
+    async def _call(self, command: Awaitable[R]) -> R:
+        try:
+            async with asyncio.timeout(self._policy.redis_timeout_s):
+                return await command
+        except (RedisError, OSError, TimeoutError) as error:
+            raise CacheUnavailableError(repr(error)) from error

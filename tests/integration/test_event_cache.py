@@ -1,0 +1,206 @@
+"""Cache-aside for the event page, counted: a cached read or 304 costs no statement, 200 concurrent misses over two
+"workers" cost exactly one, a write is seen at once, an older fill never undoes a newer write, a hot key is
+refreshed before it expires, and availability converges within its stated bound after a hold.
+
+The statement counts come from the app's own engines (tests/statement_log.py), primary and replica both, in
+two in-process apps that share the stack's Redis and database: two lifespans, so two coalescing maps, the way two
+uvicorn workers have. See notes/redis.md, "Cache-aside".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, ExitStack, contextmanager
+
+import pytest
+from redis.asyncio import Redis
+
+from app.cache.aside import CacheAside, CachePolicy
+from app.services.event_cache import COUNT_CODEC
+from app.services.events import EventRecord
+from app.settings import Settings
+from stack.native.stack import NativeStack, asyncpg_url
+from tests.api_users import ApiUser, call, create_event, new_user
+from tests.in_process_app import Running, running
+from tests.polling import wait_for
+from tests.statement_log import Statement, recorded_statements
+
+STAMPEDE = 200
+AVAILABILITY_TTL_S = 1.0
+# The availability bound: its TTL plus 10 % jitter, plus the replica's lag (milliseconds here) and a request's time
+AVAILABILITY_BOUND_S = AVAILABILITY_TTL_S * 1.1 + 0.5
+
+
+@pytest.fixture(scope="module")
+def organizer(stack: NativeStack) -> ApiUser:
+    return new_user(stack, organizer=True, label="cache-organizer")
+
+
+def app_settings(stack: NativeStack) -> Settings:
+    return Settings.model_validate(
+        {
+            "env": "test",
+            "database_url": asyncpg_url(stack.primary.url),
+            "replica_url": asyncpg_url(stack.replica.url),
+            "redis_url": stack.redis.url,
+            "amqp_url": stack.rabbitmq.url,
+            "payments_url": stack.payments.url,
+            "db_pool_size": 15,
+            "sweeper_enabled": False,
+            "reconciler_enabled": False,
+            "cache_fill_wait_s": 5.0,  # the winner's one query must never be outwaited on a busy machine
+        }
+    )
+
+
+@pytest.fixture
+async def workers(stack: NativeStack) -> AsyncIterator[list[Running]]:
+    """Two apps in this process, like two uvicorn workers: each its own pools and coalescing, one Redis."""
+    async with AsyncExitStack() as apps:
+        yield [await apps.enter_async_context(running(app_settings(stack))) for _ in range(2)]
+
+
+@pytest.fixture
+async def redis(stack: NativeStack) -> AsyncIterator[Redis]:
+    client = Redis.from_url(f"redis://127.0.0.1:{stack.redis.port}/0")
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@contextmanager
+def event_reads(workers: list[Running]) -> Iterator[list[Statement]]:
+    """Every ``SELECT … FROM event`` the apps send to either engine inside the block (filled when it ends)."""
+    found: list[Statement] = []
+    with ExitStack() as recording:
+        logs = [
+            recording.enter_context(recorded_statements(engine))
+            for worker in workers
+            for engine in (worker.state["engines"].primary, worker.state["engines"].replica)
+        ]
+        yield found
+    found.extend(statement for log in logs for statement in log if "FROM event" in statement.sql)
+
+
+def event_cache(worker: Running) -> CacheAside[EventRecord]:
+    return worker.state["event_caches"].events
+
+
+async def test_200_concurrent_misses_over_two_workers_cost_exactly_one_query(
+    stack: NativeStack, organizer: ApiUser, workers: list[Running], redis: Redis
+) -> None:
+    event = create_event(stack, organizer)  # its write-through fills the cache: empty it for a cold miss
+    await redis.delete(event_cache(workers[0]).key(event["id"]))
+    path = f"/api/v1/events/{event['id']}"
+    with event_reads(workers) as selects:
+        answers = await asyncio.gather(*(workers[n % 2].client.get(path) for n in range(STAMPEDE)))
+    assert [answer.status_code for answer in answers] == [200] * STAMPEDE
+    assert {answer.headers["etag"] for answer in answers} == {f'"{uuid.UUID(event["id"]).hex}-1"'}
+    assert len(selects) == 1, selects
+
+
+async def test_a_cached_read_and_its_304_cost_no_query(
+    stack: NativeStack, organizer: ApiUser, workers: list[Running]
+) -> None:
+    event = create_event(stack, organizer)
+    path = f"/api/v1/events/{event['id']}"
+    first = await workers[0].client.get(path)
+    with event_reads(workers) as selects:
+        again = await workers[1].client.get(path)
+        conditional = await workers[0].client.get(path, headers={"If-None-Match": first.headers["etag"]})
+    assert (again.status_code, again.json()) == (200, event)
+    assert (conditional.status_code, conditional.headers["etag"]) == (304, first.headers["etag"])
+    assert selects == []
+
+
+async def test_a_missing_event_is_cached_as_missing(workers: list[Running]) -> None:
+    path = f"/api/v1/events/{uuid.uuid4()}"
+    with event_reads(workers) as first:
+        assert (await workers[0].client.get(path)).status_code == 404
+    with event_reads(workers) as again:
+        answer = await workers[1].client.get(path)
+    assert (answer.status_code, answer.headers["content-type"]) == (404, "application/problem+json")
+    assert (len(first), again) == (1, [])
+
+
+async def test_a_patch_is_seen_at_once_and_an_older_fill_cannot_undo_it(
+    stack: NativeStack, organizer: ApiUser, workers: list[Running]
+) -> None:
+    event = create_event(stack, organizer)
+    path = f"/api/v1/events/{event['id']}"
+    etag = (await workers[0].client.get(path)).headers["etag"]
+    cached = await event_cache(workers[0]).peek(event["id"])
+    assert cached is not None
+    assert cached.value is not None
+    assert cached.version == 1
+    status, _, _ = call(stack, "PATCH", path, user=organizer, body={"title": "Renamed"}, headers={"If-Match": etag})
+    assert status == 200
+    with event_reads(workers) as selects:
+        seen = await workers[1].client.get(path)
+    assert (seen.json()["title"], selects) == ("Renamed", [])  # written through after the commit
+
+    await event_cache(workers[0]).put(event["id"], cached.value)  # a slow fill that read version 1
+    after = await event_cache(workers[1]).peek(event["id"])
+    assert after is not None
+    assert after.version == 2
+    assert (await workers[0].client.get(path)).json()["title"] == "Renamed"
+
+
+async def test_a_client_ahead_of_the_cache_is_answered_by_the_primary(
+    stack: NativeStack, organizer: ApiUser, workers: list[Running]
+) -> None:
+    event = create_event(stack, organizer)
+    path = f"/api/v1/events/{event['id']}"
+    assert (await workers[0].client.get(path)).status_code == 200  # cached at version 1
+    stack.primary.sql(
+        f"UPDATE event SET version = 2, title = 'Behind the cache' WHERE id = '{event['id']}'", "refstack"
+    )
+    newer = f'"{uuid.UUID(event["id"]).hex}-2"'
+    answer = await workers[1].client.get(path, headers={"If-None-Match": newer})
+    assert (answer.status_code, answer.headers["etag"]) == (304, newer)
+    assert (await workers[0].client.get(path)).json()["title"] == "Behind the cache"  # the primary's copy was cached
+
+
+async def test_a_hot_key_is_refreshed_before_it_expires(redis: Redis) -> None:
+    """Read every 10 ms for 3.5 TTLs: one miss at the start, then only refreshes while the entry still exists."""
+    policy = CachePolicy(ttl_s=1.0, missing_ttl_s=1.0, redis_timeout_s=0.5, lock_s=1.0, wait_s=1.0)
+    cache = CacheAside(redis, f"hot-{uuid.uuid4().hex}", policy, COUNT_CODEC)
+    key = cache.key("k")
+    present_at_load: list[int] = []
+
+    async def load() -> int:
+        present_at_load.append(await redis.exists(key))
+        return len(present_at_load)
+
+    try:
+        until = time.monotonic() + 3.5
+        while time.monotonic() < until:
+            assert await cache.get("k", load) is not None
+            await asyncio.sleep(0.01)  # sleep-ok: the pace of the readers, not a synchronisation
+    finally:
+        await redis.delete(key)
+    assert present_at_load[0] == 0
+    assert present_at_load[1:] == [1] * (len(present_at_load) - 1)
+    assert len(present_at_load) >= 3
+
+
+def test_availability_converges_within_its_bound_after_a_hold(stack: NativeStack, organizer: ApiUser) -> None:
+    buyer = new_user(stack, label="cache-buyer")
+    event = create_event(stack, organizer, rows=2, seats_per_row=3)
+    path = f"/api/v1/events/{event['id']}/availability"
+    assert call(stack, "GET", path)[2] == {"event_id": event["id"], "seats_available": 6}
+    seat = call(stack, "GET", f"/api/v1/events/{event['id']}/seats")[2]["items"][0]["id"]
+    status, _, hold = call(stack, "POST", f"/api/v1/events/{event['id']}/holds", user=buyer, body={"seat_ids": [seat]})
+    assert status == 201, hold
+    wait_for(
+        lambda: call(stack, "GET", path)[2]["seats_available"] == 5,
+        timeout_s=AVAILABILITY_BOUND_S,
+        what=f"availability to show the hold within {AVAILABILITY_BOUND_S} s",
+        interval_s=0.05,
+    )
+    status, headers, _ = call(stack, "GET", f"/api/v1/events/{uuid.uuid4()}/availability")
+    assert (status, headers["content-type"]) == (404, "application/problem+json")

@@ -49,6 +49,7 @@ from app.observability.metrics import (
 )
 from app.observability.request_id import RequestIdMiddleware
 from app.payments.client import open_payments_client
+from app.resilience.shared_circuit import SHARED_REFRESH_INTERVAL_S
 from app.security.passwords import PasswordHasher
 from app.services.event_cache import build_event_caches
 from app.services.reconciler import PaymentReconciler
@@ -96,10 +97,19 @@ def build_lifespan(
                 sweeper = HoldSweeper(uows.primary, batch=settings.sweeper_batch)
                 sweep = PeriodicJob("hold-sweeper", settings.sweeper_interval_s, sweeper.sweep_once)
                 await resources.enter_async_context(running(sweep, job_metrics))
-            payments = open_payments_client(settings)
+            payments = open_payments_client(settings, redis)  # one breaker state for every worker, kept in Redis
             payments.breaker.watch(breaker_metrics.transition)
+            payments.breaker.watch_view(
+                lambda view: breaker_metrics.observe(
+                    breaker=view.name, state=view.state, failures=view.failures, shared=view.shared
+                )
+            )
             breaker_metrics.state.labels(breaker=payments.breaker.name).set(0.0)
             resources.push_async_callback(payments.aclose)
+            breaker_refresh = PeriodicJob(  # /metrics tells each worker's view even while no charge is made
+                "payments-breaker-refresh", SHARED_REFRESH_INTERVAL_S, payments.breaker.refresh, immediately=True
+            )
+            await resources.enter_async_context(running(breaker_refresh, job_metrics))
             if settings.reconciler_enabled:  # stopped before the payments client it asks is closed
                 reconciler = PaymentReconciler(
                     uows.primary,

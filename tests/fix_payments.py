@@ -1,14 +1,17 @@
 """Fixtures for the tests that pay: the payment-provider simulator, reset around each test, and app workers whose
-payments breakers are closed when the test starts. A pytest plugin, listed in tests/conftest.py.
+payments breaker is closed, with no failures counted, when the test starts. A pytest plugin, listed in
+tests/conftest.py.
 
-Why a fixture for the breakers: each app worker process has its own payments breaker (app/payments/client.py), and
-a test that trips one (on purpose, or by failing charges) leaves it open for its reset window (2 s in tests) after
-the test ends; the next test that books would then see fail-fast 503s it did not cause. ``closed_breakers`` reads
-the state the workers publish at the app's own /metrics (``circuit_breaker_state``, the worst live worker's) and
-returns at once when it is closed; only when it is not does it book throwaway holds until every open worker has let
-a trial call through and closed. What it cannot promise: a closed breaker may still carry failures short of
-``fail_max`` from earlier tests (the count is not published), so a test whose own charges fail may open it.
-See notes/fault_tolerance.md, "Circuit breaker".
+Why a fixture for the breaker: the app's workers share one payments breaker through Redis (app/resilience/
+shared_circuit.py), and a test that trips it (on purpose, or by failing charges) leaves it open for its reset window
+(2 s in tests) after the test ends, or leaves failures short of ``fail_max`` in its count; the next test that books
+would then see fail-fast 503s it did not cause. ``closed_breakers`` reads what every worker publishes at the app's
+own /metrics (``circuit_breaker_state``, the worst live worker's, and ``circuit_breaker_failures`` per worker, each
+refreshed from Redis at least once a second) and returns at once when all say closed with no failures. Otherwise it
+books throwaway holds: once the window is over, one of them is the trial that closes the shared circuit, and a
+successful charge on a closed circuit resets its count. The bookings go to the app's port on new connections, so a
+worker on its local fallback (Redis down) is reached too. See notes/redis.md, "One breaker for all workers", and
+notes/fault_tolerance.md, "Circuit breaker".
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, new_user
@@ -28,13 +32,24 @@ from tests.probes import http
 CLOSED = 0.0  # circuit_breaker_state: 0 closed, 1 half-open, 2 open
 
 
-def payments_breaker_state(stack: NativeStack) -> float:
-    """The payments breaker of the worst live app worker, as the app's /metrics says (each worker sets 0 at start)."""
+def payments_breaker_samples(stack: NativeStack, metric: str) -> list[Sample]:
+    """The payments breaker's samples of ``metric`` at the app's /metrics (per worker ``pid`` where the metric is)."""
     exposition = http("GET", f"{stack.app.url}/metrics")[2].decode()
     for family in text_string_to_metric_families(exposition):
-        if family.name == "circuit_breaker_state":
-            return max(sample.value for sample in family.samples if sample.labels["breaker"] == "payments")
-    raise AssertionError("no circuit_breaker_state at the app's /metrics")
+        if family.name == metric:
+            return [sample for sample in family.samples if sample.labels["breaker"] == "payments"]
+    raise AssertionError(f"no {metric} at the app's /metrics")
+
+
+def payments_breaker_state(stack: NativeStack) -> float:
+    """The payments breaker of the worst live app worker, as the app's /metrics says (each worker sets 0 at start)."""
+    return max(sample.value for sample in payments_breaker_samples(stack, "circuit_breaker_state"))
+
+
+def payments_breaker_clear(stack: NativeStack) -> bool:
+    """Every worker sees the payments breaker closed with no failures counted."""
+    failures = payments_breaker_samples(stack, "circuit_breaker_failures")
+    return payments_breaker_state(stack) == CLOSED and all(sample.value == 0 for sample in failures)
 
 
 @pytest.fixture
@@ -72,18 +87,19 @@ class TrialBookings:
 
 @pytest.fixture
 def closed_breakers(stack: NativeStack, simulator: str) -> None:
-    """Every app worker's payments breaker is closed when the test starts (the simulator answering normally)."""
+    """The payments breaker is closed with no failures counted, as every app worker sees it, when the test starts
+    (the simulator answering normally)."""
     trials = TrialBookings(stack)
 
-    def closed_or_one_more_trial() -> bool:
-        if payments_breaker_state(stack) == CLOSED:
+    def clear_or_one_more_trial() -> bool:
+        if payments_breaker_clear(stack):
             return True
         trials.book_one()
         return False
 
     reset_window_s = float(TEST_APP_SETTINGS["REFSTACK_PAYMENTS_BREAKER_RESET_S"])
     wait_for(
-        closed_or_one_more_trial,
+        clear_or_one_more_trial,
         timeout_s=reset_window_s + 10,
-        what="every app worker's payments breaker closed (circuit_breaker_state 0 at the app's /metrics)",
+        what="the payments breaker closed with no failures in every worker's view (the app's /metrics)",
     )

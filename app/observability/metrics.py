@@ -100,14 +100,24 @@ BREAKER_STATE_VALUES = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
 
 @dataclass(frozen=True)
 class BreakerMetrics:
-    """Circuit breakers: state per breaker (0 closed, 1 half-open, 2 open; the worst live worker's) and transitions."""
+    """Circuit breakers: state per breaker (0 closed, 1 half-open, 2 open; the worst live worker's view), the
+    transitions each worker made, and per worker (``pid`` under multiprocess) its failure count and whether its
+    view is the state shared through Redis (1) or its local breaker (0). See notes/redis.md."""
 
     state: Gauge
     transitions: Counter
+    failures: Gauge
+    shared: Gauge
 
     def transition(self, breaker: str, before: str, after: str) -> None:
         self.state.labels(breaker=breaker).set(BREAKER_STATE_VALUES.get(after, 0.0))
         self.transitions.labels(breaker=breaker, from_state=before, to_state=after).inc()
+
+    def observe(self, *, breaker: str, state: str, failures: int, shared: bool) -> None:
+        """What one worker knows of the circuit after an exchange with the shared state."""
+        self.state.labels(breaker=breaker).set(BREAKER_STATE_VALUES.get(state, 0.0))
+        self.failures.labels(breaker=breaker).set(failures)
+        self.shared.labels(breaker=breaker).set(1.0 if shared else 0.0)
 
 
 def build_breaker_metrics(registry: CollectorRegistry) -> BreakerMetrics:
@@ -124,6 +134,20 @@ def build_breaker_metrics(registry: CollectorRegistry) -> BreakerMetrics:
             "Circuit breaker state changes.",
             ["breaker", "from_state", "to_state"],
             registry=registry,
+        ),
+        failures=Gauge(
+            "circuit_breaker_failures",
+            "Consecutive failures counted while closed, as this worker last saw them (shared or local).",
+            ["breaker"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        ),
+        shared=Gauge(
+            "circuit_breaker_shared",
+            "1 when this worker's breaker state is the one shared through Redis, 0 when it is its local fallback.",
+            ["breaker"],
+            registry=registry,
+            multiprocess_mode="liveall",
         ),
     )
 

@@ -6,7 +6,8 @@ repeated key with the first answer instead of charging again. A timed-out charge
 the same key either makes it or replays it, so there is exactly one charge either way. Without the key, retrying a
 POST that moves money would be a double-charge generator.
 
-The layers, outside in: the circuit breaker (one failure per call whose retries are exhausted), then the retry loop
+The layers, outside in: the circuit breaker (one failure per call whose retries are exhausted; one circuit for all
+workers when its state is shared through Redis, see notes/redis.md), then the retry loop
 (timeouts, connection errors and 5xx only; never 4xx or 402), then one HTTP attempt with its own timeout. See
 notes/fault_tolerance.md, "Retries", "Idempotency keys", "Circuit breaker" and "Reconciling unknown outcomes".
 """
@@ -21,11 +22,13 @@ from typing import Any, TypeVar
 
 import httpx
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
 from app.payments.outcomes import ChargeResult, PaymentRequestRejected, PaymentUnavailable
 from app.payments.wire import ChargeRequest, ProviderCharge, ProviderNotFound
 from app.resilience.breaker import AsyncCircuitBreaker, CircuitOpen
 from app.resilience.retry import Attempted, AttemptsFailed, RetryPolicy, call_with_retries, is_transient_http_failure
+from app.resilience.shared_circuit import RedisCircuitState
 from app.settings import Settings
 
 CHARGES_PATH = "/v1/charges"
@@ -51,23 +54,27 @@ def payments_retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def payments_breaker(settings: Settings) -> AsyncCircuitBreaker:
-    """Per-process breaker; a rejected request is our bug, not the provider's ill health, so it never trips it."""
+def payments_breaker(settings: Settings, redis: Redis | None = None) -> AsyncCircuitBreaker:
+    """One circuit for every worker that shares ``redis`` (this process's own without it); a rejected request is our
+    bug, not the provider's ill health, so it never trips it."""
+    name = "payments"
     return AsyncCircuitBreaker(
-        name="payments",
+        name=name,
         fail_max=settings.payments_breaker_fail_max,
         reset_timeout_s=settings.payments_breaker_reset_s,
         not_failures=[PaymentRequestRejected],
+        shared=RedisCircuitState(redis, name) if redis is not None else None,
     )
 
 
-def open_payments_client(settings: Settings) -> PaymentsClient:
-    """One pooled HTTP client and one breaker per process; nothing connects until the first charge."""
+def open_payments_client(settings: Settings, redis: Redis | None = None) -> PaymentsClient:
+    """One pooled HTTP client and one breaker per process (its state shared through ``redis`` when given); nothing
+    connects until the first charge."""
     http = httpx.AsyncClient(base_url=str(settings.payments_url), timeout=settings.payments_timeout_s)
     return PaymentsClient(
         http,
         policy=payments_retry_policy(settings),
-        breaker=payments_breaker(settings),
+        breaker=payments_breaker(settings, redis),
         max_reply_bytes=settings.payments_max_reply_bytes,
     )
 

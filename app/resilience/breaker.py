@@ -5,9 +5,11 @@ guarded call and its ``call_async`` needs tornado. An asyncio caller must not bl
 this wrapper decides admission itself (closed: go; open: fail fast with the time left; reset window over: let
 exactly ONE trial call through per process, the rest fail fast) and, when the awaited call has finished, reports
 its outcome to pybreaker with a synchronous ``call``. pybreaker stays the one source of truth for the failure
-count, the state transitions, the listeners and the storage (the memory storage here; its Redis storage shares a
-breaker across processes, but its client is synchronous). Cancellation is neither a success nor a failure: it
-says nothing about the dependency. See notes/fault_tolerance.md, "Circuit breaker".
+count, the state transitions, the listeners and the storage. The storage is a local copy of the fields
+(app/resilience/shared_circuit.py); given a ``RedisCircuitState``, the breaker refreshes that copy from Redis before
+it admits a call and before it reports, and sends pybreaker's writes back, so every worker sees one circuit (and
+keeps its own when Redis does not answer). Cancellation is neither a success nor a failure: it says nothing about
+the dependency. See notes/fault_tolerance.md, "Circuit breaker", and notes/redis.md, "One breaker for all workers".
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from __future__ import annotations
 import collections
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import pybreaker
+
+from app.resilience.shared_circuit import MirroredStorage, RedisCircuitState
 
 T = TypeVar("T")
 
@@ -34,6 +39,20 @@ class CircuitOpen(Exception):
 
 TransitionWatcher = Callable[[str, str, str], None]
 """Called with ``(breaker name, from state, to state)`` on every transition (e.g. to update metrics)."""
+
+
+@dataclass(frozen=True)
+class BreakerView:
+    """What one worker knows of a circuit after an exchange: its state, its failure count, and whether that came
+    from the shared state in Redis (``shared``) or is this worker's local breaker."""
+
+    name: str
+    state: str
+    failures: int
+    shared: bool
+
+
+ViewWatcher = Callable[[BreakerView], None]
 
 
 class TransitionCounter(pybreaker.CircuitBreakerListener):
@@ -59,6 +78,16 @@ class TransitionCounter(pybreaker.CircuitBreakerListener):
         return sum(count for (_, to), count in self.counts.items() if to == state)
 
 
+class _StateMachine(pybreaker.CircuitBreaker):
+    """pybreaker's breaker, able to take a state another worker moved the shared storage to as its own."""
+
+    def adopt_stored_state(self) -> None:
+        """Without listeners or writes: the worker that made the transition counted it, and pybreaker's noticing
+        would reset the failure count (wiping failures other workers counted since) and count it again."""
+        if self._state.name != self.current_state:
+            self._state = self._create_new_state(self.current_state)
+
+
 def _succeed() -> None:
     """The outcome reported to pybreaker for a call that worked."""
 
@@ -78,13 +107,18 @@ class AsyncCircuitBreaker:
         fail_max: int,
         reset_timeout_s: float,
         not_failures: Sequence[type[Exception]] = (),
+        shared: RedisCircuitState | None = None,
     ) -> None:
-        """``not_failures``: errors that say nothing about the dependency's health (they count as successes)."""
+        """``not_failures``: errors that say nothing about the dependency's health (they count as successes).
+        ``shared``: where the circuit's state lives for every worker; without it the breaker is this process's."""
         self.name = name
         self.transitions = TransitionCounter()
         self.rejected_calls = 0
-        self._storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
-        self._breaker = pybreaker.CircuitBreaker(
+        self.shared = False
+        self._view_watchers: list[ViewWatcher] = []
+        self._shared_state = shared
+        self._storage = MirroredStorage(recording=shared is not None)
+        self._breaker = _StateMachine(
             fail_max=fail_max,
             reset_timeout=reset_timeout_s,
             exclude=list(not_failures),
@@ -98,6 +132,22 @@ class AsyncCircuitBreaker:
     def watch(self, watcher: TransitionWatcher) -> None:
         """Call ``watcher(name, from, to)`` on every state change from now on."""
         self.transitions.watchers.append(watcher)
+
+    def watch_view(self, watcher: ViewWatcher) -> None:
+        """Call ``watcher(view)`` after every exchange with the shared state (successful or not) from now on."""
+        self._view_watchers.append(watcher)
+
+    def view(self) -> BreakerView:
+        return BreakerView(name=self.name, state=self.state, failures=self.fail_counter, shared=self.shared)
+
+    async def refresh(self) -> None:
+        """Exchange with the shared state (sending any writes not yet sent); a no-op without one. Never raises."""
+        if self._shared_state is None:
+            return
+        self.shared = await self._shared_state.exchange(self._storage)
+        self._breaker.adopt_stored_state()
+        for watcher in self._view_watchers:
+            watcher(self.view())
 
     @property
     def state(self) -> str:
@@ -119,14 +169,15 @@ class AsyncCircuitBreaker:
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Await ``operation()`` if the circuit lets it through; raise ``CircuitOpen`` at once otherwise."""
+        await self.refresh()
         trial = self._admit()
         try:
             result = await operation()
         except Exception as error:
-            self._report(_fail, error)
+            await self._report(_fail, error)
             raise
         else:
-            self._report(_succeed)
+            await self._report(_succeed)
             return result
         finally:
             if trial:
@@ -143,11 +194,14 @@ class AsyncCircuitBreaker:
         self._trial_in_flight = True
         return True
 
-    def _report(self, outcome: Callable[..., None], *args: Exception) -> None:
-        """Feed a finished call's outcome through pybreaker, which counts, trips, half-opens or closes.
+    async def _report(self, outcome: Callable[..., None], *args: Exception) -> None:
+        """Feed a finished call's outcome through pybreaker, which counts, trips, half-opens or closes, on the
+        freshest shared state (refreshed first: the call may have taken seconds), and send its writes back.
 
         pybreaker re-raises a reported failure, and refuses the report with ``CircuitBreakerError`` when another
         call opened the circuit meanwhile (a late outcome then changes nothing). Both are expected here.
         """
+        await self.refresh()
         with contextlib.suppress(pybreaker.CircuitBreakerError, *(type(arg) for arg in args)):
             self._breaker.call(outcome, *args)
+        await self.refresh()

@@ -1,0 +1,331 @@
+"""One payments breaker for all workers: its state in one Redis hash, each worker's local breaker when Redis is gone.
+
+First in process (two breakers over one real Redis stand for two workers; the guarded call is a coroutine that
+fails or succeeds on cue, since the breaker is what is under test), then with the real 2-worker app of the session
+stack: failures seen by one worker open the circuit for the other, and with Redis cut each worker falls back to its
+own breaker and says so at /metrics. Which worker serves a connection is read from the kernel (``ss -p`` names the
+process that holds the accepted socket), so no test relies on how the kernel spreads connections over workers.
+See notes/redis.md, "One breaker for all workers".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from http.client import HTTPConnection
+from urllib.parse import urlsplit
+
+import pytest
+from redis.asyncio import Redis
+
+from app.cache.client import open_redis
+from app.resilience.breaker import AsyncCircuitBreaker, CircuitOpen
+from app.resilience.shared_circuit import RedisCircuitState
+from app.settings import Settings
+from stack.native.stack import NativeStack
+from tests.api_users import ApiUser, new_user
+from tests.bookings import held, program
+from tests.conftest import TEST_APP_SETTINGS
+from tests.fault_injector import FaultInjector
+from tests.fix_payments import payments_breaker_samples
+from tests.polling import wait_for, wait_for_async
+from tests.probes import http
+
+FAIL_MAX = 3
+RESET_S = 0.5
+APP_FAIL_MAX = int(TEST_APP_SETTINGS["REFSTACK_PAYMENTS_BREAKER_FAIL_MAX"])
+
+
+class ProviderDown(Exception):
+    """What the stand-in dependency raises when told to fail."""
+
+
+class StandIn:
+    """The guarded call: counts how often it ran, and fails while ``failing``."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.failing = False
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.failing:
+            raise ProviderDown
+        return "ok"
+
+
+@pytest.fixture
+async def redis(stack: NativeStack) -> AsyncIterator[Redis]:
+    client = open_redis(Settings(redis_url=stack.redis.direct_url))
+    yield client
+    await client.aclose()
+
+
+def worker_breaker(redis: Redis | None, name: str) -> AsyncCircuitBreaker:
+    """One worker's breaker for circuit ``name`` (shared through ``redis``; its own without it)."""
+    return AsyncCircuitBreaker(
+        name=name,
+        fail_max=FAIL_MAX,
+        reset_timeout_s=RESET_S,
+        not_failures=[],
+        shared=RedisCircuitState(redis, name) if redis is not None else None,
+    )
+
+
+async def trip(breaker: AsyncCircuitBreaker, provider: StandIn) -> None:
+    provider.failing = True
+    for _ in range(FAIL_MAX):
+        with pytest.raises(ProviderDown):
+            await breaker.call(provider)
+    provider.failing = False
+
+
+async def test_failures_seen_by_one_worker_open_the_circuit_for_another_that_saw_none(redis: Redis) -> None:
+    name = f"test-{uuid.uuid4()}"
+    worker_a, worker_b = worker_breaker(redis, name), worker_breaker(redis, name)
+    provider = StandIn()
+    await trip(worker_a, provider)
+
+    with pytest.raises(CircuitOpen):
+        await worker_b.call(provider)
+    assert provider.calls == FAIL_MAX  # B refused without calling
+    assert (worker_b.shared, worker_b.state, worker_b.fail_counter, worker_b.rejected_calls) == (True, "open", 3, 1)
+    assert worker_a.transitions.counts == {("closed", "open"): 1}
+    assert worker_b.transitions.counts == {}  # B adopted the state; the transition was A's, counted once
+    stored = await redis_hash(redis, name)
+    assert (stored[b"state"], stored[b"failures"]) == (b"open", b"3")
+
+
+async def test_one_workers_trial_closes_the_circuit_for_every_worker(redis: Redis) -> None:
+    name = f"test-{uuid.uuid4()}"
+    worker_a, worker_b = worker_breaker(redis, name), worker_breaker(redis, name)
+    provider = StandIn()
+    await trip(worker_a, provider)
+
+    async def trial_due() -> bool:
+        await worker_b.refresh()
+        return worker_b.seconds_until_trial() == 0
+
+    await wait_for_async(trial_due, timeout_s=RESET_S + 5, what="the shared reset window")
+    assert await worker_b.call(provider) == "ok"  # B's trial
+    assert worker_b.transitions.counts == {("open", "half-open"): 1, ("half-open", "closed"): 1}
+    assert await worker_a.call(provider) == "ok"  # A sees it closed: admitted, no trial of its own
+    assert (worker_a.state, worker_a.fail_counter) == ("closed", 0)
+    assert worker_a.transitions.counts == {("closed", "open"): 1}
+    assert provider.calls == FAIL_MAX + 2
+
+
+async def test_a_failed_shared_trial_reopens_the_circuit_for_another_window_everywhere(redis: Redis) -> None:
+    name = f"test-{uuid.uuid4()}"
+    worker_a, worker_b = worker_breaker(redis, name), worker_breaker(redis, name)
+    provider = StandIn()
+    await trip(worker_a, provider)
+
+    async def trial_due() -> bool:
+        return worker_a.seconds_until_trial() == 0
+
+    await wait_for_async(trial_due, timeout_s=RESET_S + 5, what="the reset window")
+    provider.failing = True
+    with pytest.raises(ProviderDown):
+        await worker_a.call(provider)  # A's trial fails
+    with pytest.raises(CircuitOpen) as refused:
+        await worker_b.call(provider)
+    assert refused.value.retry_after_s > 0
+    assert provider.calls == FAIL_MAX + 1
+    assert worker_a.transitions.counts[("half-open", "open")] == 1
+
+
+@pytest.fixture
+async def deaf_redis() -> AsyncIterator[str]:
+    """A Redis URL whose server accepts connections and never answers (a frozen Redis, as clients see it)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept_and_ignore(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept_and_ignore, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"redis://127.0.0.1:{port}/0"
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_worker_whose_redis_does_not_answer_keeps_its_own_local_breaker(deaf_redis: str) -> None:
+    frozen = open_redis(Settings(redis_url=deaf_redis))
+    try:
+        name = f"test-{uuid.uuid4()}"
+        worker_a, worker_b = worker_breaker(frozen, name), worker_breaker(frozen, name)
+        provider = StandIn()
+        await trip(worker_a, provider)
+        assert (worker_a.shared, worker_a.state) == (False, "open")
+        assert await worker_b.call(provider) == "ok"  # B's own breaker never saw A's failures
+        assert (worker_b.shared, worker_b.state) == (False, "closed")
+        with pytest.raises(CircuitOpen):
+            await worker_a.call(provider)  # A's local breaker still refuses
+        assert provider.calls == FAIL_MAX + 1
+    finally:
+        await frozen.aclose()
+
+
+@pytest.mark.fault
+async def test_with_redis_cut_each_breaker_is_local_and_after_heal_the_shared_state_wins(
+    stack: NativeStack, fault: FaultInjector
+) -> None:
+    proxied = open_redis(Settings(redis_url=stack.redis.url))  # through the fault proxy, as the app reaches it
+    try:
+        name = f"test-{uuid.uuid4()}"
+        worker_a, worker_b = worker_breaker(proxied, name), worker_breaker(proxied, name)
+        provider = StandIn()
+        fault("redis", "cut")
+        await trip(worker_a, provider)
+        assert (worker_a.shared, worker_a.state) == (False, "open")
+        assert await worker_b.call(provider) == "ok"  # B's own breaker never saw A's failures
+        assert (worker_b.shared, worker_b.state) == (False, "closed")
+        fault("redis", "heal")
+
+        async def shared_again() -> bool:
+            await worker_a.refresh()
+            return worker_a.shared
+
+        await wait_for_async(shared_again, timeout_s=10, what="worker A back on the shared state")
+        # What A counted alone was never sent: the shared hash (never written) says closed, and it wins.
+        assert (worker_a.state, worker_a.fail_counter) == ("closed", 0)
+        assert await redis_hash(proxied, name) == {}
+    finally:
+        await proxied.aclose()
+
+
+async def redis_hash(redis: Redis, name: str) -> dict[bytes | str, bytes | str]:
+    stored: dict[bytes | str, bytes | str] = await redis.hgetall(f"refstack:breaker:{name}")
+    return stored
+
+
+async def test_without_redis_the_breaker_is_the_processs_own_and_sends_nothing() -> None:
+    breaker = worker_breaker(None, "local")
+    provider = StandIn()
+    await trip(breaker, provider)
+    assert (breaker.shared, breaker.state, breaker.transitions.counts) == (False, "open", {("closed", "open"): 1})
+
+
+# --- the real 2-worker app ---------------------------------------------------------------------------------------
+
+
+class WorkerConnection:
+    """One kept-alive connection to the app's own port, and the PID of the worker that accepted it."""
+
+    def __init__(self, stack: NativeStack) -> None:
+        address = urlsplit(stack.app.url)
+        assert address.hostname is not None
+        assert address.port is not None
+        self.app_port = address.port
+        self.connection = HTTPConnection(address.hostname, address.port, timeout=10)
+        self.connection.connect()
+        assert self.connection.sock is not None
+        self.local_port = int(self.connection.sock.getsockname()[1])
+        self.pid = self.serving_pid()
+
+    def serving_pid(self) -> int:
+        """The process holding the server side of this connection, as the kernel says (``ss -p``)."""
+        query = f"( sport = :{self.app_port} and dport = :{self.local_port} )"
+        shown = subprocess.run(["ss", "-Htnp", "state", "established", query], capture_output=True, text=True)
+        pids = {int(pid) for pid in re.findall(r"pid=(\d+)", shown.stdout)}
+        assert len(pids) == 1, shown.stdout
+        return pids.pop()
+
+    def book(self, user: ApiUser, hold_id: str) -> tuple[int, dict[str, str], dict[str, object]]:
+        """POST /api/v1/bookings on this connection; the connection must still be the same one afterwards."""
+        headers = {"Content-Type": "application/json", **user.headers}
+        self.connection.request("POST", "/api/v1/bookings", body=json.dumps({"hold_id": hold_id}), headers=headers)
+        response = self.connection.getresponse()
+        body = json.loads(response.read())
+        assert self.connection.sock is not None
+        assert self.connection.sock.getsockname()[1] == self.local_port
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@pytest.fixture
+def connections(stack: NativeStack) -> Iterator[list[WorkerConnection]]:
+    """Two connections to the app held by two different workers (new connections until the kernel gives one)."""
+    first = WorkerConnection(stack)
+    opened = [first]
+    for _ in range(60):  # bounded: each new connection is accepted by either worker
+        other = WorkerConnection(stack)
+        opened.append(other)
+        if other.pid != first.pid:
+            break
+    assert opened[-1].pid != first.pid, "every new connection was accepted by the same worker"
+    yield [first, opened[-1]]
+    for connection in opened:
+        connection.close()
+
+
+def provider_requests(simulator: str) -> int:
+    return int(json.loads(http("GET", f"{simulator}/_sim/stats")[2])["requests_total"])
+
+
+def per_worker(stack: NativeStack, metric: str) -> dict[int, float]:
+    """A liveall gauge of the payments breaker at /metrics, by worker PID."""
+    return {int(s.labels["pid"]): s.value for s in payments_breaker_samples(stack, metric)}
+
+
+def opened_total(stack: NativeStack) -> float:
+    exposition = http("GET", f"{stack.app.url}/metrics")[2].decode()
+    found = re.search(
+        r'^circuit_breaker_transitions_total\{breaker="payments",from_state="closed",to_state="open"\} (\S+)$',
+        exposition,
+        re.MULTILINE,
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.usefixtures("closed_breakers")
+def test_failures_through_one_worker_open_the_breaker_for_the_other_worker(
+    stack: NativeStack, simulator: str, connections: list[WorkerConnection]
+) -> None:
+    worker_a, worker_b = connections
+    organizer, buyer = new_user(stack, organizer=True, label="organizer"), new_user(stack, label="buyer")
+    hold = held(stack, organizer, buyer, seats=1)
+    opened_before = opened_total(stack)
+    program(simulator, error_rate=1.0)
+    for _ in range(APP_FAIL_MAX):
+        assert worker_a.book(buyer, hold["id"])[0] == 503  # retries ran out: one failure each, all on worker A
+    reached_provider = provider_requests(simulator)
+
+    status, headers, problem = worker_b.book(buyer, hold["id"])
+    assert status == 503, problem
+    assert "nothing was charged" in str(problem["detail"])  # refused before sending
+    assert int(headers["retry-after"]) >= 1
+    assert provider_requests(simulator) == reached_provider  # worker B, which saw no failure, sent nothing
+    assert opened_total(stack) == opened_before + 1  # one circuit, opened once, by worker A
+    assert per_worker(stack, "circuit_breaker_shared")[worker_b.pid] == 1.0
+    assert per_worker(stack, "circuit_breaker_failures")[worker_b.pid] == APP_FAIL_MAX  # B's view: A's count
+
+
+@pytest.mark.fault
+def test_with_redis_cut_every_worker_says_at_metrics_that_its_breaker_is_local(
+    stack: NativeStack, fault: FaultInjector
+) -> None:
+    """Only /metrics here, whatever the booking route does without Redis (a rate limit that fails closed stops every
+    booking before it charges); the local breakers' behaviour is proved in process above."""
+    assert set(per_worker(stack, "circuit_breaker_shared").values()) == {1.0}
+    fault("redis", "cut")
+    wait_for(
+        lambda: set(per_worker(stack, "circuit_breaker_shared").values()) == {0.0},
+        timeout_s=10,
+        what="every worker on its local breaker (circuit_breaker_shared 0)",
+    )
+    fault("redis", "heal")
+    wait_for(
+        lambda: set(per_worker(stack, "circuit_breaker_shared").values()) == {1.0},
+        timeout_s=10,
+        what="every worker back on the shared breaker (circuit_breaker_shared 1)",
+    )

@@ -36,6 +36,7 @@ lint: deps
 
 bench: deps
 	@$(PY) -m bench.cold_start
+	@$(PY) -m bench.cache
 	@$(PY) -m bench.holds
 	@$(PY) -m bench.pagination
 	@$(PY) -m bench.read_scaling

@@ -1,0 +1,159 @@
+"""``GET /api/v1/events/{id}`` through Nginx: a cached hit, a cached 304 and a miss, beside the floor of the same path.
+
+Why these rows: the cache exists to make the hot read cheap, and a number in req/s means little alone on a shared
+2-core machine. The floor is ``GET /health/live`` through the same Nginx and app under the same load (no database,
+no Redis), so each row's ratio to it says what the read costs beyond the path itself. The miss row reads ids
+nobody read before (the lock, the query and the store, every time). The stampede row empties the hot key and fires
+200 concurrent reads; its loads are the router's own count (``db_reads_routed_total``, every worker), which moves
+once per database read. See notes/redis.md, "Cache-aside".
+
+Run: ``make bench`` or ``.venv/bin/python -m bench.cache [--seconds 5 --in-flight 32]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+
+from bench.catalogue import load_events
+from bench.through_nginx import percentile
+from stack.native.layout import Layout
+from stack.native.stack import NativeStack
+from stack.native.web import UNTHROTTLED
+
+MISS_EVENTS = 20_000
+STAMPEDE = 200
+
+Request = tuple[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Phase:
+    requests: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+async def load(client: httpx.AsyncClient, requests: Iterator[Request], seconds: float, in_flight: int) -> Phase:
+    """``in_flight`` clients sending the next request from ``requests`` for ``seconds``; each must answer 200/304."""
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+
+    async def client_loop() -> None:
+        while time.monotonic() < deadline:
+            path, headers = next(requests)
+            began = time.perf_counter()
+            answer = await client.get(path, headers=headers)
+            if answer.status_code not in (200, 304):
+                answer.raise_for_status()
+            latencies.append(time.perf_counter() - began)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client_loop() for _ in range(in_flight)))
+    return Phase(len(latencies), time.perf_counter() - began, latencies)
+
+
+def repeat(request: Request) -> Iterator[Request]:
+    while True:
+        yield request
+
+
+async def database_reads(client: httpx.AsyncClient, metrics_url: str) -> float:
+    text = (await client.get(metrics_url)).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "db_reads_routed_total"
+    )
+
+
+async def run(stack: NativeStack, seconds: float, in_flight: int) -> None:
+    conn = await asyncpg.connect(stack.primary.direct_url)
+    try:
+        prefix = await load_events(conn, events=MISS_EVENTS, cities=1)
+        ids = [str(row[0]) for row in await conn.fetch("SELECT id FROM event WHERE city LIKE $1", prefix + "%")]
+    finally:
+        await conn.close()
+    hot, cold = ids[0], iter(ids[1:])
+    path = f"/api/v1/events/{hot}"
+    limits = httpx.Limits(max_connections=in_flight + 4, max_keepalive_connections=in_flight + 4)
+    async with httpx.AsyncClient(base_url=stack.nginx.url, timeout=30, limits=limits) as client:
+        etag = (await client.get(path)).headers["etag"]
+        await load(client, repeat(("/health/live", {})), 1.0, in_flight)  # warm pools and connections
+        phases: list[tuple[str, Phase]] = [
+            ("floor /health/live", await load(client, repeat(("/health/live", {})), seconds, in_flight)),
+            ("cached hit", await load(client, repeat((path, {})), seconds, in_flight)),
+            ("cached 304", await load(client, repeat((path, {"If-None-Match": etag})), seconds, in_flight)),
+            ("miss (new id each)", await load(client, ((f"/api/v1/events/{i}", {}) for i in cold), seconds, in_flight)),
+        ]
+    stampede_limits = httpx.Limits(max_connections=STAMPEDE, max_keepalive_connections=STAMPEDE)
+    async with httpx.AsyncClient(base_url=stack.nginx.url, timeout=30, limits=stampede_limits) as client:
+        loads, statuses, control = await stampede(client, stack, path)
+
+    floor = phases[0][1]
+    floor_p99 = percentile(floor.latencies, 0.99)
+    print(f"\nGET /api/v1/events/{{id}} through Nginx, {in_flight} in flight, {seconds:.0f} s per row")
+    print(f"{'row':<22}{'req/s':>8}{'x floor':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99 x floor':>13}")
+    for name, phase in phases:
+        p50, p99 = percentile(phase.latencies, 0.5), percentile(phase.latencies, 0.99)
+        print(
+            f"{name:<22}{phase.rate:>8.0f}{phase.rate / floor.rate:>9.2f}{p50 * 1000:>9.1f}{p99 * 1000:>9.1f}"
+            f"{p99 / floor_p99:>13.2f}"
+        )
+    print(
+        f"stampede: {STAMPEDE} concurrent misses on one key -> {loads:.0f} database read(s); statuses {dict(statuses)}"
+    )
+    print(f"the same burst on /health/live (the edge alone): statuses {dict(control)}")
+
+
+async def burst(client: httpx.AsyncClient, path: str) -> Counter[int]:
+    """``STAMPEDE`` concurrent GETs of ``path``: how many answered with each status."""
+    return Counter(answer.status_code for answer in await asyncio.gather(*(client.get(path) for _ in range(STAMPEDE))))
+
+
+async def stampede(
+    client: httpx.AsyncClient, stack: NativeStack, path: str
+) -> tuple[float, Counter[int], Counter[int]]:
+    """Empty the hot key and fire ``STAMPEDE`` reads at once: the database reads the workers made, the statuses, and
+    the statuses of the same burst on ``/health/live`` (what the edge itself does with 200 new connections)."""
+    metrics_url = f"{stack.app.url}/metrics"
+    control = await burst(client, "/health/live")
+    redis = Redis.from_url(f"redis://127.0.0.1:{stack.redis.port}/0")
+    try:
+        await redis.delete(f"refstack:cache:{{event:{path.rsplit('/', 1)[1]}}}")
+    finally:
+        await redis.aclose()
+    before = await database_reads(client, metrics_url)
+    statuses = await burst(client, path)
+    return await database_reads(client, metrics_url) - before, statuses, control
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--in-flight", type=int, default=32)
+    args = parser.parse_args()
+    stack = NativeStack(Layout.create(fixed=False), edge_limits=UNTHROTTLED)
+    try:
+        stack.up(report=lambda _: None)
+        asyncio.run(run(stack, args.seconds, args.in_flight))
+    finally:
+        stack.down()
+
+
+if __name__ == "__main__":
+    main()

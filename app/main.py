@@ -29,6 +29,7 @@ from app.api.unhandled import UnhandledErrorMiddleware
 from app.api.v1 import build_api_router
 from app.background import PeriodicJob, running
 from app.cache.client import open_redis
+from app.cache.lease import RedisLease
 from app.db.engines import Engines
 from app.db.replica_router import ReplicaRouter
 from app.messaging.amqp_connection import AmqpConnection
@@ -52,7 +53,7 @@ from app.payments.client import open_payments_client
 from app.resilience.shared_circuit import SHARED_REFRESH_INTERVAL_S
 from app.security.passwords import PasswordHasher
 from app.services.event_cache import build_event_caches
-from app.services.reconciler import PaymentReconciler
+from app.services.reconciler import RECONCILER_LEASE, LeasedReconciler, PaymentReconciler
 from app.services.sweeper import HoldSweeper
 from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactories
 from app.settings import Settings
@@ -118,7 +119,9 @@ def build_lifespan(
                     batch=settings.reconciler_batch,
                     metrics=reconciler_metrics,
                 )
-                reconcile = PeriodicJob("payment-reconciler", settings.reconciler_interval_s, reconciler.reconcile_once)
+                lease = RedisLease(redis, RECONCILER_LEASE, ttl_ms=round(settings.reconciler_lease_ttl_s * 1000))
+                one_at_a_time = LeasedReconciler(reconciler, lease, reconciler_metrics)
+                reconcile = PeriodicJob("payment-reconciler", settings.reconciler_interval_s, one_at_a_time.run_round)
                 await resources.enter_async_context(running(reconcile, job_metrics))
             webhooks = open_webhook_sender(settings)
             resources.push_async_callback(webhooks.aclose)

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     reconciler_interval_s: float = Field(default=5.0, gt=0)
     reconciler_batch: int = Field(default=100, ge=1, le=10_000)
     reconciler_grace_s: float = Field(default=60.0, gt=0)
+    # One round at a time across workers and instances, under a Redis lease renewed every third of its TTL
+    # (notes/redis.md, "A lease with fencing tokens"); a holder that dies frees it after one TTL
+    reconciler_lease_ttl_s: float = Field(default=15.0, gt=0)
 
     # ReplicaRouter (see notes/db_scaling.md, "ReplicaRouter"): every probe it makes is bounded by the check timeout
     replica_check_interval_s: float = Field(default=0.5, gt=0)
@@ -142,6 +145,15 @@ class Settings(BaseSettings):
                 "need REFSTACK_DB_LOCK_TIMEOUT_MS <= REFSTACK_DB_STATEMENT_TIMEOUT_MS"
                 " < REFSTACK_DB_COMMAND_TIMEOUT_S * 1000"
             )
+        return self
+
+    @model_validator(mode="after")
+    def a_lease_outlasts_a_failed_renewal(self) -> Settings:
+        """A renewal is sent every third of the TTL and may take ``redis_timeout_s`` to fail; the lease must still
+        be held when it does, or a slow Redis alone would hand it to a second reconciler (only the reconciler
+        takes the lease)."""
+        if self.reconciler_enabled and self.reconciler_lease_ttl_s < 3 * self.redis_timeout_s:
+            raise ValueError("need REFSTACK_RECONCILER_LEASE_TTL_S >= 3 * REFSTACK_REDIS_TIMEOUT_S")
         return self
 
     @model_validator(mode="after")

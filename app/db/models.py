@@ -1,5 +1,5 @@
 """The tables as SQLAlchemy models: users, events, seats, holds, bookings, idempotency keys, refresh tokens,
-event webhooks.
+event webhooks, lease fences.
 
 Why these shapes: a seat row carries its own status and the hold that claims it, so "hold these seats" is one
 conditional UPDATE on the primary that either claims every requested row or none (notes/postgres.md,
@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     CHAR,
+    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -167,4 +168,15 @@ class EventWebhook(Base):
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), primary_key=True)
     url: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class LeaseFence(Base):
+    """The newest fencing token seen for one Redis lease; a leased job's write with an older one is refused
+    (app/db/fences.py, notes/redis.md, "A lease with fencing tokens")."""
+
+    __tablename__ = "lease_fence"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    token: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -156,12 +156,17 @@ def build_breaker_metrics(registry: CollectorRegistry) -> BreakerMetrics:
 class ReconcilerMetrics:
     """Stuck ``paying`` holds settled by the PaymentReconciler, by outcome: booked, released, unknown (left for
     the next round) and superseded (the hold moved on meanwhile). See notes/fault_tolerance.md, "Reconciling
-    unknown outcomes"."""
+    unknown outcomes". And its rounds, by outcome: ran (under the Redis lease), busy (another held it), redis-down
+    (skipped) and fenced (a write refused for an old token); see notes/redis.md, "A lease with fencing tokens"."""
 
     settled: Counter
+    rounds: Counter
 
     def observe(self, outcome: str) -> None:
         self.settled.labels(outcome=outcome).inc()
+
+    def round(self, outcome: str) -> None:
+        self.rounds.labels(outcome=outcome).inc()
 
 
 def build_reconciler_metrics(registry: CollectorRegistry) -> ReconcilerMetrics:
@@ -169,6 +174,12 @@ def build_reconciler_metrics(registry: CollectorRegistry) -> ReconcilerMetrics:
         settled=Counter(
             "payment_reconciliations",
             "Paying holds the reconciler asked the provider about, by outcome.",
+            ["outcome"],
+            registry=registry,
+        ),
+        rounds=Counter(
+            "payment_reconciler_rounds",
+            "Rounds of the payment reconciler's periodic job, by outcome (ran, busy, redis-down, fenced).",
             ["outcome"],
             registry=registry,
         ),

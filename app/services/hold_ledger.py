@@ -6,17 +6,22 @@ state its move starts from changes it, so of two racers (a user's retry and the 
 sweeper) exactly one wins and the other learns it from an empty ``RETURNING``. The lease (``FOR UPDATE SKIP
 LOCKED`` on due ``paying`` holds, ``paying_since`` moved to now) lets N reconcilers split the work without waiting
 for each other, and giving back after a lease also requires ``paying_since`` to be the lease's, so a retry that
-re-claimed the hold meanwhile (its charge may be in flight) is never undone. See notes/fault_tolerance.md,
-"Reconciling unknown outcomes", and notes/postgres.md, "Contention".
+re-claimed the hold meanwhile (its charge may be in flight) is never undone. A ledger built with a ``Fence`` (the
+reconciler's, under its Redis lease) passes it as the first statement of every transaction, so a reconciler that
+lost its lease to a newer one can no longer write (app/db/fences.py). See notes/fault_tolerance.md, "Reconciling
+unknown outcomes", notes/postgres.md, "Contention", and notes/redis.md, "A lease with fencing tokens".
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, insert, literal_column, or_, select, update
 
+from app.db.fences import Fence, pass_fence
 from app.db.models import Booking, Event, Hold, Seat
 from app.db.status_moves import BULK, move_holds, move_seats
 from app.domain.holds import HoldStatus
@@ -35,8 +40,17 @@ NO_PAYMENT_ATTEMPT: dict[str, None] = {"payment_key": None, "paying_since": None
 
 
 class SqlHoldLedger:
-    def __init__(self, uows: UnitOfWorkFactory) -> None:
+    def __init__(self, uows: UnitOfWorkFactory, fence: Fence | None = None) -> None:
         self._uows = uows
+        self._fence = fence
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[UnitOfWork]:
+        """One unit of work; with a fence, refused (``FencedOutError``) before it writes if a newer token wrote."""
+        async with self._uows() as uow:
+            if self._fence is not None:
+                await pass_fence(uow.session, self._fence)
+            yield uow
 
     async def claim(self, *, user_id: uuid.UUID, hold_id: uuid.UUID, payment_key: str, now: datetime) -> ClaimedHold:
         """``active → paying`` (or ``paying`` again after an unknown outcome) in one conditional statement.
@@ -58,7 +72,7 @@ class SqlHoldLedger:
             .values(payment_key=payment_key, paying_since=func.now())
             .returning(Hold.event_id)
         )
-        async with self._uows() as uow:
+        async with self._transaction() as uow:
             event_id = await uow.session.scalar(claim)
             if event_id is None:
                 raise HoldNotBookableError(await _why_not(uow, user_id=user_id, hold_id=hold_id))
@@ -74,7 +88,7 @@ class SqlHoldLedger:
         give_back = move_holds(HoldStatus.ACTIVE, HoldStatus.PAYING).where(Hold.id == hold_id)
         if leased_at is not None:
             give_back = give_back.where(Hold.paying_since == leased_at)
-        async with self._uows() as uow:
+        async with self._transaction() as uow:
             given_back = await uow.session.scalar(give_back.values(**NO_PAYMENT_ATTEMPT).returning(Hold.id))
             await uow.commit()
         return given_back is not None
@@ -84,7 +98,7 @@ class SqlHoldLedger:
     ) -> BookingRecord | None:
         """``paying → booked``, seats ``held → sold``, the booking inserted; None when another caller moved the
         hold out of ``paying`` first (``booking.hold_id`` and ``booking.payment_id`` are unique besides)."""
-        async with self._uows() as uow:
+        async with self._transaction() as uow:
             session = uow.session
             booked = await session.scalar(
                 move_holds(HoldStatus.BOOKED, HoldStatus.PAYING).where(Hold.id == hold_id).returning(Hold.id)
@@ -133,7 +147,7 @@ class SqlHoldLedger:
             .returning(Hold.id, Hold.user_id, Hold.event_id, Hold.payment_key, Hold.paying_since)
             .execution_options(**BULK)
         )
-        async with self._uows() as uow:
+        async with self._transaction() as uow:
             rows = (await uow.session.execute(lease)).all()
             await uow.commit()
         return [PayingHold(row.id, row.user_id, row.event_id, str(row.payment_key), row.paying_since) for row in rows]

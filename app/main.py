@@ -38,10 +38,12 @@ from app.observability.access import AccessLogMiddleware
 from app.observability.logging import configure_logging
 from app.observability.metrics import (
     BreakerMetrics,
+    CacheMetrics,
     JobMetrics,
     ReconcilerMetrics,
     ReplicaMetrics,
     build_breaker_metrics,
+    build_cache_metrics,
     build_http_metrics,
     build_job_metrics,
     build_reconciler_metrics,
@@ -66,6 +68,7 @@ def build_lifespan(
     breaker_metrics: BreakerMetrics,
     reconciler_metrics: ReconcilerMetrics,
     job_metrics: JobMetrics,
+    cache_metrics: CacheMetrics,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
     """Open pools and clients, none of which needs its server up yet; close them in reverse order."""
 
@@ -130,7 +133,7 @@ def build_lifespan(
                 engines=engines,
                 uows=uows,
                 router=replica_router,
-                event_caches=build_event_caches(redis, settings),
+                event_caches=build_event_caches(redis, settings, cache_metrics.observe),
                 redis=redis,
                 amqp=amqp,
                 passwords=PasswordHasher(),
@@ -150,11 +153,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     breaker_metrics = build_breaker_metrics(registry)
     reconciler_metrics = build_reconciler_metrics(registry)
     job_metrics = build_job_metrics(registry)
+    cache_metrics = build_cache_metrics(registry)
 
     app = FastAPI(
         title="refstack",
         version="0.1.0",
-        lifespan=build_lifespan(settings, replica_metrics, breaker_metrics, reconciler_metrics, job_metrics),
+        lifespan=build_lifespan(
+            settings, replica_metrics, breaker_metrics, reconciler_metrics, job_metrics, cache_metrics
+        ),
         docs_url=None,  # install_offline_docs serves /docs from local files; ReDoc would load from a CDN
         redoc_url=None,
         generate_unique_id_function=operation_id,

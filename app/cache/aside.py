@@ -17,12 +17,14 @@ Why each part (numbers and trade-offs in notes/redis.md, "Cache-aside"):
 - **Redis failing fails soft**: every command runs under ``redis_timeout_s`` (short: the client's own 1 s is for
   readiness); a failed read or lock means "load from the database and skip the cache" and a failed store is
   ignored, so a paused, stopped or full Redis costs a request at most one such timeout.
+
+Every request is reported to ``observe(cache, outcome)`` once (``OUTCOMES``), and every failed store as
+``store-failed``: ``cache_requests_total`` at ``/metrics``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import secrets
 import time
@@ -39,6 +41,8 @@ R = TypeVar("R")
 JITTER = 0.1
 REFRESH_AHEAD = 0.2
 PRESENT, MISSING = b"+", b"-"
+OUTCOMES = ("hit", "coalesced", "miss", "refresh", "waited", "gave-up", "redis-down")
+Observe = Callable[[str, str], None]
 
 # KEYS: entry, lock. ARGV: version, entry, ttl ms, lock token ('' when the caller holds none).
 # Store unless the stored entry is newer; release the caller's lock only if it still holds it.
@@ -89,8 +93,9 @@ class Entry(Generic[T]):
 class CacheAside(Generic[T]):
     """One named cache of ``T`` values (``None``: known missing) in one Redis, keyed by the caller."""
 
-    def __init__(self, redis: Redis, name: str, policy: CachePolicy, codec: Codec[T]) -> None:
+    def __init__(self, redis: Redis, name: str, policy: CachePolicy, codec: Codec[T], observe: Observe) -> None:
         self.name = name
+        self._observe = observe
         self._redis = redis
         self._policy = policy
         self._codec = codec
@@ -109,6 +114,8 @@ class CacheAside(Generic[T]):
             lookup = asyncio.create_task(self._lookup(key, load))
             self._inflight[key] = lookup
             lookup.add_done_callback(lambda done: self._finished(key, done))
+        else:
+            self._observe(self.name, "coalesced")
         return await asyncio.shield(lookup)
 
     async def put(self, resource: str, value: T | None) -> None:
@@ -131,17 +138,23 @@ class CacheAside(Generic[T]):
             raw = await self._call(self._redis.get(key))
             if raw is not None:
                 entry = self._decode(raw)
-                if time.time() < entry.refresh_at:
-                    return entry.value
-                token = await self._lock(key)
-                return entry.value if token is None else await self._fill(key, load, token)
+                token = None if time.time() < entry.refresh_at else await self._lock(key)
+                if token is None:
+                    return self._seen("hit", entry.value)
+                return self._seen("refresh", await self._fill(key, load, token))
             token = await self._lock(key)
             if token is not None:
-                return await self._fill(key, load, token)
+                return self._seen("miss", await self._fill(key, load, token))
             waited = await self._wait_for_entry(key)
         except CacheUnavailableError:
-            return await load()
-        return waited.value if waited is not None else await self._fill(key, load, "")
+            return self._seen("redis-down", await load())
+        if waited is None:
+            return self._seen("gave-up", await self._fill(key, load, ""))
+        return self._seen("waited", waited.value)
+
+    def _seen(self, outcome: str, value: T | None) -> T | None:
+        self._observe(self.name, outcome)
+        return value
 
     async def _wait_for_entry(self, key: str) -> Entry[T] | None:
         """Poll for the lock winner's entry for at most ``wait_s``; None if it did not come."""
@@ -172,8 +185,10 @@ class CacheAside(Generic[T]):
         refresh_at = time.time() + ttl_s * (1 - REFRESH_AHEAD)
         body = MISSING if value is None else PRESENT + self._codec.encode(value)
         entry = f"{version}:{refresh_at:.3f}:".encode() + body
-        with contextlib.suppress(CacheUnavailableError):
+        try:
             await self._call(self._store(keys=[key, f"{key}:lock"], args=[version, entry, int(ttl_s * 1000), token]))
+        except CacheUnavailableError:
+            self._observe(self.name, "store-failed")
 
     def _decode(self, raw: bytes | str) -> Entry[T]:
         data = raw if isinstance(raw, bytes) else raw.encode()  # bytes: the client does not decode responses

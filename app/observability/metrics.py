@@ -207,6 +207,27 @@ def build_job_metrics(registry: CollectorRegistry) -> JobMetrics:
     )
 
 
+@dataclass(frozen=True)
+class CacheMetrics:
+    """Requests to each Redis cache (app/cache/aside.py), by outcome: hit, coalesced (joined this worker's lookup of
+    the same key), miss (won the fill lock and loaded), refresh (reloaded ahead of expiry), waited (read another
+    reader's fill), gave-up (the fill did not come in time: loaded), redis-down (loaded without the cache), and
+    store-failed per refused store. See notes/redis.md, "Cache-aside"."""
+
+    requests: Counter
+
+    def observe(self, cache: str, outcome: str) -> None:
+        self.requests.labels(cache=cache, outcome=outcome).inc()
+
+
+def build_cache_metrics(registry: CollectorRegistry) -> CacheMetrics:
+    return CacheMetrics(
+        requests=Counter(
+            "cache_requests", "Requests to each Redis cache, by outcome.", ["cache", "outcome"], registry=registry
+        ),
+    )
+
+
 def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
     """What ``/metrics`` renders: the app's own registry, or the sum of every worker's files when multiprocess."""
     directory = os.environ.get(MULTIPROC_ENV)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from app.cache.aside import CacheAside, CachePolicy, Codec
+from app.cache.aside import CacheAside, CachePolicy, Codec, Observe
 from app.services.events import EventRecord
 from app.settings import Settings
 
@@ -32,7 +32,7 @@ class EventCaches:
     availability: CacheAside[int]
 
 
-def build_event_caches(redis: Redis, settings: Settings) -> EventCaches:
+def build_event_caches(redis: Redis, settings: Settings, observe: Observe) -> EventCaches:
     def policy(ttl_s: float, missing_ttl_s: float) -> CachePolicy:
         return CachePolicy(
             ttl_s=ttl_s,
@@ -42,12 +42,9 @@ def build_event_caches(redis: Redis, settings: Settings) -> EventCaches:
             wait_s=settings.cache_fill_wait_s,
         )
 
-    availability_ttl_s = settings.availability_cache_ttl_s
+    event_policy = policy(settings.event_cache_ttl_s, settings.event_cache_missing_ttl_s)
+    availability_policy = policy(settings.availability_cache_ttl_s, min(settings.availability_cache_ttl_s, 1.0))
     return EventCaches(
-        events=CacheAside(
-            redis, "event", policy(settings.event_cache_ttl_s, settings.event_cache_missing_ttl_s), EVENT_CODEC
-        ),
-        availability=CacheAside(
-            redis, "availability", policy(availability_ttl_s, min(availability_ttl_s, 1.0)), COUNT_CODEC
-        ),
+        events=CacheAside(redis, "event", event_policy, EVENT_CODEC, observe),
+        availability=CacheAside(redis, "availability", availability_policy, COUNT_CODEC, observe),
     )

@@ -12,7 +12,9 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 
 from stack.native.stack import NativeStack
@@ -48,6 +50,17 @@ def cached_paths(event: dict[str, object]) -> list[str]:
     ]
 
 
+def served_without_the_cache(stack: NativeStack) -> int:
+    """``cache_requests_total{outcome="redis-down"}`` over both workers and both caches (the app's own port)."""
+    text = httpx.get(f"{stack.app.url}/metrics").text
+    return sum(
+        int(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "cache_requests_total" and sample.labels["outcome"] == "redis-down"
+    )
+
+
 def every_cached_route_answers_in_time(stack: NativeStack, event: dict[str, object]) -> None:
     expected = [200, 200, 404]
     for round_ in range(ROUNDS):
@@ -67,7 +80,9 @@ def test_cached_routes_answer_while_redis_is_gone(
 ) -> None:
     event = create_event(stack, organizer)
     fault("redis", verb)
+    before = served_without_the_cache(stack)
     every_cached_route_answers_in_time(stack, event)
+    assert served_without_the_cache(stack) - before == ROUNDS * len(cached_paths(event))  # each read, once
 
 
 def test_redis_restarted_empty_refills_and_serves_nothing_stale(

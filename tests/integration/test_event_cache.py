@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack, contextmanager
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from app.cache.aside import CacheAside, CachePolicy
@@ -90,6 +92,19 @@ def event_cache(worker: Running) -> CacheAside[EventRecord]:
     return worker.state["event_caches"].events
 
 
+async def cache_outcomes(worker: Running) -> Counter[str]:
+    """``cache_requests_total{cache="event"}`` of one in-process app (its own registry), by outcome."""
+    text = (await worker.client.get("/metrics")).text
+    return Counter(
+        {
+            sample.labels["outcome"]: int(sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "cache_requests_total" and sample.labels["cache"] == "event"
+        }
+    )
+
+
 async def test_200_concurrent_misses_over_two_workers_cost_exactly_one_query(
     stack: NativeStack, organizer: ApiUser, workers: list[Running], redis: Redis
 ) -> None:
@@ -101,6 +116,10 @@ async def test_200_concurrent_misses_over_two_workers_cost_exactly_one_query(
     assert [answer.status_code for answer in answers] == [200] * STAMPEDE
     assert {answer.headers["etag"] for answer in answers} == {f'"{uuid.UUID(event["id"]).hex}-1"'}
     assert len(selects) == 1, selects
+    outcomes = sum([await cache_outcomes(worker) for worker in workers], Counter[str]())
+    assert outcomes["miss"] == 1
+    assert outcomes.total() == STAMPEDE  # each request reported once: the rest hit, joined or waited
+    assert set(outcomes) <= {"miss", "hit", "coalesced", "waited"}, outcomes
 
 
 async def test_a_cached_read_and_its_304_cost_no_query(
@@ -168,7 +187,10 @@ async def test_a_client_ahead_of_the_cache_is_answered_by_the_primary(
 async def test_a_hot_key_is_refreshed_before_it_expires(redis: Redis) -> None:
     """Read every 10 ms for 3.5 TTLs: one miss at the start, then only refreshes while the entry still exists."""
     policy = CachePolicy(ttl_s=1.0, missing_ttl_s=1.0, redis_timeout_s=0.5, lock_s=1.0, wait_s=1.0)
-    cache = CacheAside(redis, f"hot-{uuid.uuid4().hex}", policy, COUNT_CODEC)
+    outcomes: list[str] = []
+    cache = CacheAside(
+        redis, f"hot-{uuid.uuid4().hex}", policy, COUNT_CODEC, lambda _cache, seen: outcomes.append(seen)
+    )
     key = cache.key("k")
     present_at_load: list[int] = []
 
@@ -184,6 +206,8 @@ async def test_a_hot_key_is_refreshed_before_it_expires(redis: Redis) -> None:
     finally:
         await redis.delete(key)
     assert present_at_load[0] == 0
+    assert Counter(outcomes)["miss"] == 1
+    assert set(outcomes) == {"miss", "hit", "refresh"}
     assert present_at_load[1:] == [1] * (len(present_at_load) - 1)
     assert len(present_at_load) >= 3
 

@@ -29,6 +29,7 @@ from app.api.unhandled import UnhandledErrorMiddleware
 from app.api.v1 import build_api_router
 from app.background import PeriodicJob, running
 from app.cache.client import open_redis
+from app.cache.rate_limiter import RateLimiter
 from app.cache.lease import RedisLease
 from app.db.engines import Engines
 from app.db.replica_router import ReplicaRouter
@@ -135,6 +136,7 @@ def build_lifespan(
                 router=replica_router,
                 event_caches=build_event_caches(redis, settings, cache_metrics.observe),
                 redis=redis,
+                rate_limiter=RateLimiter(redis),
                 amqp=amqp,
                 passwords=PasswordHasher(),
                 payments=payments,

@@ -76,6 +76,14 @@ class Settings(BaseSettings):
 
     # API6 (see notes/security.md, "Resource caps per user"): one account cannot hold a whole event
     max_active_holds_per_user: int = Field(default=3, ge=1, le=1000)
+    # Per-account GCRA limits in Redis (see notes/redis.md, "Rate limits in one round trip"): requests per window,
+    # all of them allowed back to back; far above what a person clicks, and above test_contention's 50 per buyer
+    rate_limit_window_s: int = Field(default=60, ge=1, le=3600)
+    rate_limit_holds: int = Field(default=120, ge=1, le=100_000)
+    rate_limit_bookings: int = Field(default=60, ge=1, le=100_000)
+    # A frozen Redis costs a limited request at most this much before its route fails open or closed; not less
+    # than Redis' own timeout by default: at 0.25 s a burst of 20 new connections on a busy host failed open
+    rate_limit_timeout_s: float = Field(default=1.0, gt=0, le=2.0)
     sweeper_enabled: bool = True  # each app worker runs one HoldSweeper; off for HTTP-only unit tests
     sweeper_interval_s: float = Field(default=1.0, gt=0)
     sweeper_batch: int = Field(default=500, ge=1)

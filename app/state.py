@@ -12,6 +12,7 @@ from typing import TypedDict
 
 from redis.asyncio import Redis
 
+from app.cache.rate_limiter import RateLimiter
 from app.db.engines import Engines
 from app.db.replica_router import ReplicaRouter
 from app.messaging.amqp_connection import AmqpConnection
@@ -29,6 +30,7 @@ class AppState(TypedDict):
     uows: UnitOfWorkFactories
     router: ReplicaRouter
     redis: Redis
+    rate_limiter: RateLimiter
     event_caches: EventCaches
     amqp: AmqpConnection
     passwords: PasswordHasher

@@ -13,7 +13,8 @@ See notes/security.md, "Fuzzing the contract" and "Function-level authorization"
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
@@ -23,6 +24,7 @@ from starlette.routing import BaseRoute
 
 from app.api.deps import require_organizer
 from app.api.problems import MEDIA_TYPE
+from app.api.rate_limits import RateLimit
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -43,6 +45,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 ROLE_GUARDS = {require_organizer: "organizer"}
 ROLE_EXTENSION = "x-required-role"
+T = TypeVar("T")
 
 
 def problem_response(description: str) -> dict[str, Any]:
@@ -69,27 +72,62 @@ def with_problem_responses(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
-def required_role(dependant: Dependant) -> str | None:
-    """The role a route's dependency tree demands, found by walking it (so the schema cannot drift from code)."""
+def first_in_tree(dependant: Dependant, pick: Callable[[Callable[..., Any]], T | None]) -> T | None:
+    """The first dependency in a route's tree that ``pick`` recognises, found by walking it (so the schema cannot
+    drift from code)."""
     for sub in dependant.dependencies:
-        role = ROLE_GUARDS.get(sub.call) if sub.call is not None else None
-        if role is not None or (role := required_role(sub)) is not None:
-            return role
+        found = pick(sub.call) if sub.call is not None else None
+        if found is not None or (found := first_in_tree(sub, pick)) is not None:
+            return found
     return None
 
 
-def with_required_roles(document: dict[str, Any], routes: list[BaseRoute]) -> dict[str, Any]:
-    """Mark each operation whose dependencies include a role guard with ``x-required-role``.
+def required_role(dependant: Dependant) -> str | None:
+    """The role a route's dependency tree demands."""
+    return first_in_tree(dependant, ROLE_GUARDS.get)
 
-    ``iter_route_contexts`` is how FastAPI's own schema builder sees included routers: with their full paths."""
+
+def rate_limit(dependant: Dependant) -> RateLimit | None:
+    """The per-account rate limit a route's dependency tree enforces."""
+    return first_in_tree(dependant, lambda call: call if isinstance(call, RateLimit) else None)
+
+
+def operations(document: dict[str, Any], routes: list[BaseRoute]) -> Iterator[tuple[Dependant, dict[str, Any]]]:
+    """Each schema operation with its route's dependency tree. ``iter_route_contexts`` is how FastAPI's own schema
+    builder sees included routers: with their full paths."""
     for route in iter_route_contexts(routes):
         if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
             continue
-        role = required_role(route.dependant)
-        if role is None:
-            continue
         for method in route.methods or ():
-            document["paths"][route.path_format][method.lower()][ROLE_EXTENSION] = role
+            yield route.dependant, document["paths"][route.path_format][method.lower()]
+
+
+def with_required_roles(document: dict[str, Any], routes: list[BaseRoute]) -> dict[str, Any]:
+    """Mark each operation whose dependencies include a role guard with ``x-required-role``."""
+    for dependant, operation in operations(document, routes):
+        if (role := required_role(dependant)) is not None:
+            operation[ROLE_EXTENSION] = role
+    return document
+
+
+def rate_limited_response(limit: RateLimit) -> dict[str, Any]:
+    """The per-account 429 (app/api/rate_limits.py). Only ``Retry-After`` is always there: Nginx's per-IP 429 on the
+    same path carries it but not the ``RateLimit`` fields."""
+    return {
+        **problem_response(f"This account is over its {limit.name!r} quota, or this address over the edge's."),
+        "headers": {
+            "Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"}},
+            "RateLimit-Policy": {"description": 'e.g. ``"holds";q=120;w=60``', "schema": {"type": "string"}},
+            "RateLimit": {"description": 'e.g. ``"holds";r=0;t=1``', "schema": {"type": "string"}},
+        },
+    }
+
+
+def with_rate_limit_responses(document: dict[str, Any], routes: list[BaseRoute]) -> dict[str, Any]:
+    """Declare the 429 of each operation whose dependencies include a per-account rate limit."""
+    for dependant, operation in operations(document, routes):
+        if (limit := rate_limit(dependant)) is not None:
+            operation["responses"]["429"] = rate_limited_response(limit)
     return document
 
 
@@ -114,7 +152,8 @@ def install_problem_openapi(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = with_required_roles(with_problem_responses(document), app.routes)
+            declared = with_problem_responses(document)
+            app.openapi_schema = with_rate_limit_responses(with_required_roles(declared, app.routes), app.routes)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
@@ -23,6 +23,7 @@ from app.api.idempotency import idempotent
 from app.api.pagination import CursorQuery, LimitQuery, Page, cut_page, decode_cursor
 from app.api.problem_table import ProblemTable
 from app.api.problems import Problem
+from app.api.rate_limits import BOOKINGS_LIMIT
 from app.api.v1.schemas import BookingIn, BookingOut
 from app.services.bookings import book_hold, get_booking, list_bookings
 from app.services.payment_attempts import (
@@ -106,7 +107,13 @@ def represent(record: BookingRecord) -> BookingOut:
 def build_bookings_router() -> APIRouter:
     api = APIRouter(tags=["bookings"])
 
-    @api.post("/bookings", status_code=201, response_model=BookingOut, responses={402: {}, 409: {}, 503: {}})
+    @api.post(
+        "/bookings",
+        status_code=201,
+        response_model=BookingOut,
+        responses={402: {}, 409: {}, 503: {}},
+        dependencies=[Depends(BOOKINGS_LIMIT)],
+    )
     @idempotent(wait_s=lambda settings: settings.payments_deadline_s + 2.0)
     async def book(
         body: BookingIn, user: CurrentUser, uows: UowsDep, payments: PaymentsDep, replica_router: ReplicaRouterDep

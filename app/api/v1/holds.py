@@ -14,11 +14,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from app.api.deps import CurrentUser, ReplicaRouterDep, SettingsDep, UowsDep
 from app.api.problem_table import ProblemTable
 from app.api.problems import Problem
+from app.api.rate_limits import HOLDS_LIMIT
 from app.api.v1.events import EVENT_PROBLEMS
 from app.api.v1.schemas import HoldIn, HoldOut
 from app.domain.holds import HoldLimitError, SeatRequestError, seat_request
@@ -92,7 +93,7 @@ def _represent(record: HoldRecord) -> HoldOut:
 def build_holds_router() -> APIRouter:
     api = APIRouter(tags=["holds"])
 
-    @api.post("/events/{event_id}/holds", status_code=201, response_model=HoldOut)
+    @api.post("/events/{event_id}/holds", status_code=201, response_model=HoldOut, dependencies=[Depends(HOLDS_LIMIT)])
     async def place(
         event_id: uuid.UUID,
         body: HoldIn,

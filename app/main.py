@@ -29,8 +29,8 @@ from app.api.unhandled import UnhandledErrorMiddleware
 from app.api.v1 import build_api_router
 from app.background import PeriodicJob, running
 from app.cache.client import open_redis
-from app.cache.rate_limiter import RateLimiter
 from app.cache.lease import RedisLease
+from app.cache.rate_limiter import RateLimiter
 from app.db.engines import Engines
 from app.db.replica_router import ReplicaRouter
 from app.messaging.amqp_connection import AmqpConnection

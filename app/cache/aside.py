@@ -18,6 +18,9 @@ Why each part (numbers and trade-offs in notes/redis.md, "Cache-aside"):
   readiness); a failed read or lock means "load from the database and skip the cache" and a failed store is
   ignored, so a paused, stopped or full Redis costs a request at most one such timeout.
 
+``Generation`` is a counter kept beside a cache whose value goes into its keys: bumping it retires every entry at
+once, for caches (a list's pages) whose keys a write cannot name.
+
 Every request is reported to ``observe(cache, outcome)`` once (``OUTCOMES``), and every failed store as
 ``store-failed``: ``cache_requests_total`` at ``/metrics``.
 """
@@ -25,6 +28,7 @@ Every request is reported to ``observe(cache, outcome)`` once (``OUTCOMES``), an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import secrets
 import time
@@ -88,6 +92,24 @@ class Entry(Generic[T]):
     value: T | None
     version: int
     refresh_at: float  # epoch seconds after which one reader reloads ahead of expiry
+
+
+class Generation:
+    """A cache's generation number in Redis: part of every key, so ``bump`` retires all its entries at once."""
+
+    def __init__(self, redis: Redis, name: str, timeout_s: float) -> None:
+        self._redis = redis
+        self._key = f"refstack:cache:generation:{name}"
+        self._timeout_s = timeout_s
+
+    async def current(self) -> int:
+        """The generation now (0 before the first bump); ``CacheUnavailableError`` when Redis fails."""
+        return int(await _bounded(self._redis.get(self._key), self._timeout_s) or 0)
+
+    async def bump(self) -> None:
+        """Retire every entry of this generation; never fails (an entry then lives out its short TTL)."""
+        with contextlib.suppress(CacheUnavailableError):
+            await _bounded(self._redis.incr(self._key), self._timeout_s)
 
 
 class CacheAside(Generic[T]):
@@ -197,8 +219,13 @@ class CacheAside(Generic[T]):
         return Entry(value=value, version=int(version), refresh_at=float(refresh_at))
 
     async def _call(self, command: Awaitable[R]) -> R:
-        try:
-            async with asyncio.timeout(self._policy.redis_timeout_s):
-                return await command
-        except (RedisError, OSError, TimeoutError) as error:
-            raise CacheUnavailableError(repr(error)) from error
+        return await _bounded(command, self._policy.redis_timeout_s)
+
+
+async def _bounded(command: Awaitable[R], timeout_s: float) -> R:
+    """A Redis command within ``timeout_s``; any failure is ``CacheUnavailableError`` (skip the cache)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await command
+    except (RedisError, OSError, TimeoutError) as error:
+        raise CacheUnavailableError(repr(error)) from error

@@ -1,21 +1,26 @@
 """The event page's two caches: the event itself (versioned, long-lived, written through on every change) and its
-seat availability (unversioned, short-lived).
+seat availability (unversioned, short-lived); and the anonymous event list's pages.
 
 Why two: the event's ``ETag`` versions the organizer's fields, so ``If-Match`` on a PATCH must not break with
 every sale; availability changes with every hold and booking, so it is its own resource whose staleness is bounded
-by ``availability_cache_ttl_s`` alone, and nothing on the hold or booking path has to invalidate it. See
-notes/redis.md, "Cache-aside".
+by ``availability_cache_ttl_s`` alone, and nothing on the hold or booking path has to invalidate it. A list page
+carries seat counts too, so it lives as long as availability; its key also holds a generation that every create
+and patch bumps, so a new or changed event retires every cached page at once instead of a page per key. Only
+anonymous readers use it: a signed-in reader may be owed its own write (read-your-writes), which a page filled
+by someone else from a lagging replica could hide. See notes/redis.md, "Cache-aside".
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from app.cache.aside import CacheAside, CachePolicy, Codec, Observe
-from app.services.events import EventRecord
+from app.cache.aside import CacheAside, CachePolicy, CacheUnavailableError, Codec, Generation, Observe
+from app.services.events import EventFilter, EventKey, EventListing, EventRecord
 from app.settings import Settings
 
 EVENT_JSON: TypeAdapter[EventRecord] = TypeAdapter(EventRecord)
@@ -24,12 +29,40 @@ EVENT_CODEC: Codec[EventRecord] = Codec(
     encode=EVENT_JSON.dump_json, decode=EVENT_JSON.validate_json, version=lambda record: record.version
 )
 COUNT_CODEC: Codec[int] = Codec(encode=lambda count: str(count).encode(), decode=int, version=lambda _count: 0)
+PAGE_JSON: TypeAdapter[list[EventListing]] = TypeAdapter(list[EventListing])
+PAGE_CODEC: Codec[list[EventListing]] = Codec(
+    encode=PAGE_JSON.dump_json, decode=PAGE_JSON.validate_json, version=lambda _page: 0
+)
+
+
+@dataclass(frozen=True)
+class EventLists:
+    """Pages of the event list, one entry per query, all retired together by ``invalidate``."""
+
+    pages: CacheAside[list[EventListing]]
+    generation: Generation
+
+    async def get(
+        self, where: EventFilter, after: EventKey | None, fetch: int, load: Callable[[], Awaitable[list[EventListing]]]
+    ) -> list[EventListing]:
+        try:
+            generation = await self.generation.current()
+        except CacheUnavailableError:
+            return await load()
+        query = [where.city, where.starts_after, where.starts_before, after, fetch]
+        page = await self.pages.get(f"{generation}:{json.dumps(query, default=str)}", load)
+        return page if page is not None else []
+
+    async def invalidate(self) -> None:
+        """After a committed create or patch: every cached page is retired (fail soft)."""
+        await self.generation.bump()
 
 
 @dataclass(frozen=True)
 class EventCaches:
     events: CacheAside[EventRecord]
     availability: CacheAside[int]
+    lists: EventLists
 
 
 def build_event_caches(redis: Redis, settings: Settings, observe: Observe) -> EventCaches:
@@ -47,4 +80,8 @@ def build_event_caches(redis: Redis, settings: Settings, observe: Observe) -> Ev
     return EventCaches(
         events=CacheAside(redis, "event", event_policy, EVENT_CODEC, observe),
         availability=CacheAside(redis, "availability", availability_policy, COUNT_CODEC, observe),
+        lists=EventLists(
+            pages=CacheAside(redis, "event-list", availability_policy, PAGE_CODEC, observe),
+            generation=Generation(redis, "event-list", settings.cache_redis_timeout_s),
+        ),
     )

@@ -27,7 +27,7 @@ from app.settings import Settings
 from stack.native.stack import NativeStack, asyncpg_url
 from tests.api_users import ApiUser, call, create_event, new_user
 from tests.in_process_app import Running, running
-from tests.polling import wait_for
+from tests.polling import wait_for, wait_for_async
 from tests.statement_log import Statement, recorded_statements
 
 STAMPEDE = 200
@@ -229,3 +229,25 @@ def test_availability_converges_within_its_bound_after_a_hold(stack: NativeStack
     )
     status, headers, _ = call(stack, "GET", f"/api/v1/events/{uuid.uuid4()}/availability")
     assert (status, headers["content-type"]) == (404, "application/problem+json")
+
+
+async def test_anonymous_list_pages_are_shared_until_an_event_is_created(
+    stack: NativeStack, organizer: ApiUser, workers: list[Running]
+) -> None:
+    first = create_event(stack, organizer)
+    path = f"/api/v1/events?city={first['city']}"
+    assert [item["id"] for item in (await workers[0].client.get(path)).json()["items"]] == [first["id"]]
+    with event_reads(workers) as selects:
+        again = await workers[1].client.get(path)
+    assert ([item["id"] for item in again.json()["items"]], selects) == ([first["id"]], [])
+
+    second = create_event(stack, organizer, city=first["city"], starts_at="2027-06-02T20:00:00+00:00")
+
+    async def both_listed() -> bool:  # the create retired the page; only the replica's lag can delay the new one
+        page = (await workers[0].client.get(path)).json()["items"]
+        return [item["id"] for item in page] == [first["id"], second["id"]]
+
+    await wait_for_async(both_listed, timeout_s=2, what="the new event on the list page")
+    with event_reads(workers) as signed_in:  # a signed-in reader is never served a shared page
+        assert (await workers[1].client.get(path, headers=organizer.headers)).status_code == 200
+    assert len(signed_in) == 1

@@ -6,7 +6,8 @@ edit it conditionally; 304 when ``If-None-Match`` names the current tag; 428 for
 and 412 when the event moved on; 403 for callers who may not write; 404 for ids that name nothing. The routes
 translate; the use cases live in app/services/events.py. The event and its availability are read through Redis
 (cache-aside, app/services/event_cache.py): create and patch write the new version through after their commit, and
-a client holding a newer version than the cache goes to the primary. See notes/rest_design.md and notes/redis.md,
+a client holding a newer version than the cache goes to the primary; anonymous list pages are cached for as long as
+availability, and every create and patch retires them. See notes/rest_design.md and notes/redis.md,
 "Cache-aside".
 """
 
@@ -18,7 +19,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, TypeAdapter
 
-from app.api.deps import Organizer, ReadsDep, ReplicaRouterDep, StateDep, UowsDep
+from app.api.deps import MaybeUser, Organizer, ReadsDep, ReplicaRouterDep, StateDep, UowsDep
 from app.api.etag import (
     IfMatch,
     IfNoneMatch,
@@ -46,6 +47,7 @@ from app.db.replica_routing import Reason
 from app.services.events import (
     EventFilter,
     EventKey,
+    EventListing,
     EventNotFoundError,
     EventRecord,
     NewEvent,
@@ -98,6 +100,8 @@ def build_events_router() -> APIRouter:
     @api.get("/events", response_model=Page[EventSummary])
     async def list_(
         reads: ReadsDep,
+        state: StateDep,
+        user: MaybeUser,
         city: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL_PATTERN)] = None,
         starts_after: Moment | None = None,
         starts_before: Moment | None = None,
@@ -106,7 +110,12 @@ def build_events_router() -> APIRouter:
     ) -> Page[EventSummary]:
         after = decode_cursor(cursor, EVENT_KEY) if cursor is not None else None
         where = EventFilter(city=city, starts_after=starts_after, starts_before=starts_before)
-        rows = await reads.run(lambda uows: list_events(uows, where, after, fetch=limit + 1))
+
+        async def load() -> list[EventListing]:
+            return await reads.run(lambda uows: list_events(uows, where, after, fetch=limit + 1))
+
+        # Only anonymous pages are shared: a signed-in reader may be owed its own write (read-your-writes)
+        rows = await state["event_caches"].lists.get(where, after, limit + 1, load) if user is None else await load()
         items, next_cursor = cut_page(rows, limit, lambda row: row.key, EVENT_KEY)
         summaries = [EventSummary.model_validate(item, from_attributes=True) for item in items]
         return Page[EventSummary](items=summaries, next_cursor=next_cursor)
@@ -123,6 +132,7 @@ def build_events_router() -> APIRouter:
         record = await create_event(uows, organizer.user_id, NewEvent(**body.model_dump()))
         await replica_router.remember_write(organizer.user_id)
         await state["event_caches"].events.put(str(record.id), record)  # replaces a cached "missing"
+        await state["event_caches"].lists.invalidate()
         response.headers["Location"] = f"/api/v1/events/{record.id}"
         return _represent(record, response)
 
@@ -161,6 +171,7 @@ def build_events_router() -> APIRouter:
             record = await update_event(uows, organizer.user_id, event_id, body.changes(), versions)
         await replica_router.remember_write(organizer.user_id)
         await state["event_caches"].events.put(str(event_id), record)  # after the commit; an older fill cannot undo it
+        await state["event_caches"].lists.invalidate()
         return _represent(record, response)
 
     @api.get("/events/{event_id}/seats", response_model=SeatList)

@@ -1,11 +1,13 @@
-"""``GET /api/v1/events/{id}`` through Nginx: a cached hit, a cached 304 and a miss, beside the floor of the same path.
+"""``GET /api/v1/events/{id}`` through Nginx: a cached hit, a cached 304 and a miss, and a list page anonymous
+(cached) and signed in (not), beside the floor of the same path.
 
 Why these rows: the cache exists to make the hot read cheap, and a number in req/s means little alone on a shared
 2-core machine. The floor is ``GET /health/live`` through the same Nginx and app under the same load (no database,
 no Redis), so each row's ratio to it says what the read costs beyond the path itself. The miss row reads ids
-nobody read before (the lock, the query and the store, every time). The stampede row empties the hot key and fires
-200 concurrent reads; its loads are the router's own count (``db_reads_routed_total``, every worker), which moves
-once per database read. See notes/redis.md, "Cache-aside".
+nobody read before (the lock, the query and the store, every time). The list rows read one city's first page of
+20: anonymous (a shared page, 1 s) and signed in (never cached: the router and the query every time). The stampede
+row empties the hot key and fires 200 concurrent reads; its loads are the router's own count
+(``db_reads_routed_total``, every worker), which moves once per database read. See notes/redis.md, "Cache-aside".
 
 Run: ``make bench`` or ``.venv/bin/python -m bench.cache [--seconds 5 --in-flight 32]``.
 """
@@ -24,8 +26,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from bench.catalogue import load_events
-from bench.through_nginx import percentile
+from bench.catalogue import city, load_events
+from bench.through_nginx import account, percentile
 from stack.native.layout import Layout
 from stack.native.stack import NativeStack
 from stack.native.web import UNTHROTTLED
@@ -90,15 +92,19 @@ async def run(stack: NativeStack, seconds: float, in_flight: int) -> None:
         await conn.close()
     hot, cold = ids[0], iter(ids[1:])
     path = f"/api/v1/events/{hot}"
+    page = f"/api/v1/events?city={city(prefix, 0)}&limit=20"
     limits = httpx.Limits(max_connections=in_flight + 4, max_keepalive_connections=in_flight + 4)
     async with httpx.AsyncClient(base_url=stack.nginx.url, timeout=30, limits=limits) as client:
         etag = (await client.get(path)).headers["etag"]
+        signed_in = await account(client, stack)
         await load(client, repeat(("/health/live", {})), 1.0, in_flight)  # warm pools and connections
         phases: list[tuple[str, Phase]] = [
             ("floor /health/live", await load(client, repeat(("/health/live", {})), seconds, in_flight)),
             ("cached hit", await load(client, repeat((path, {})), seconds, in_flight)),
             ("cached 304", await load(client, repeat((path, {"If-None-Match": etag})), seconds, in_flight)),
             ("miss (new id each)", await load(client, ((f"/api/v1/events/{i}", {}) for i in cold), seconds, in_flight)),
+            ("list page, anonymous", await load(client, repeat((page, {})), seconds, in_flight)),
+            ("list page, signed in", await load(client, repeat((page, signed_in)), seconds, in_flight)),
         ]
     stampede_limits = httpx.Limits(max_connections=STAMPEDE, max_keepalive_connections=STAMPEDE)
     async with httpx.AsyncClient(base_url=stack.nginx.url, timeout=30, limits=stampede_limits) as client:

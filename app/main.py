@@ -41,12 +41,14 @@ from app.observability.metrics import (
     BreakerMetrics,
     CacheMetrics,
     JobMetrics,
+    RateLimitMetrics,
     ReconcilerMetrics,
     ReplicaMetrics,
     build_breaker_metrics,
     build_cache_metrics,
     build_http_metrics,
     build_job_metrics,
+    build_rate_limit_metrics,
     build_reconciler_metrics,
     build_replica_metrics,
     exposition_registry,
@@ -70,6 +72,7 @@ def build_lifespan(
     reconciler_metrics: ReconcilerMetrics,
     job_metrics: JobMetrics,
     cache_metrics: CacheMetrics,
+    rate_limit_metrics: RateLimitMetrics,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
     """Open pools and clients, none of which needs its server up yet; close them in reverse order."""
 
@@ -136,7 +139,7 @@ def build_lifespan(
                 router=replica_router,
                 event_caches=build_event_caches(redis, settings, cache_metrics.observe),
                 redis=redis,
-                rate_limiter=RateLimiter(redis),
+                rate_limiter=RateLimiter(redis, rate_limit_metrics),
                 amqp=amqp,
                 passwords=PasswordHasher(),
                 payments=payments,
@@ -156,12 +159,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     reconciler_metrics = build_reconciler_metrics(registry)
     job_metrics = build_job_metrics(registry)
     cache_metrics = build_cache_metrics(registry)
+    rate_limit_metrics = build_rate_limit_metrics(registry)
 
     app = FastAPI(
         title="refstack",
         version="0.1.0",
         lifespan=build_lifespan(
-            settings, replica_metrics, breaker_metrics, reconciler_metrics, job_metrics, cache_metrics
+            settings,
+            replica_metrics,
+            breaker_metrics,
+            reconciler_metrics,
+            job_metrics,
+            cache_metrics,
+            rate_limit_metrics,
         ),
         docs_url=None,  # install_offline_docs serves /docs from local files; ReDoc would load from a CDN
         redoc_url=None,

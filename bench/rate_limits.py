@@ -20,10 +20,12 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from app.cache.rate_limiter import RateLimiter
 from app.domain.rate_limit import RatePolicy, gcra
+from app.observability.metrics import build_rate_limit_metrics
 from stack.native.brokers import RedisServer
 from stack.native.layout import Layout, free_port
 
@@ -150,7 +152,7 @@ async def racy_admit(redis: Redis, policy: RatePolicy, key: str) -> bool:
 async def redis_table(url: str, quota: int, window_s: int, calls: int, concurrent: int) -> list[list[str]]:
     policy = RatePolicy("bench", quota, window_s)
     redis = Redis.from_url(url)
-    limiter = RateLimiter(redis)
+    limiter = RateLimiter(redis, build_rate_limit_metrics(CollectorRegistry()))
     try:
         await redis.flushdb()
         began = time.perf_counter()

@@ -9,7 +9,9 @@ FastAPI merge headers. When Redis cannot answer within ``rate_limit_timeout_s``,
 placing a hold fails open (a hold is already capped per account in PostgreSQL, and a Redis outage must not stop a
 sale), booking fails closed with a retryable 503 (each attempt charges a card through a provider that rate-limits
 the whole merchant, so card testing must never run unmetered; the hold outlives a short outage). The 429 is
-declared in the OpenAPI document by app/api/openapi.py, which finds these dependencies on the routes.
+declared in the OpenAPI document by app/api/openapi.py, which finds these dependencies on the routes. Every
+decision is counted at ``/metrics`` as ``rate_limit_decisions_total{policy, outcome}``, so a limiter that fails
+open is seen, not only logged.
 See notes/redis.md, "Rate limits in one round trip".
 """
 
@@ -66,10 +68,12 @@ class RateLimit:
     async def __call__(self, state: StateDep, user: CurrentUser, response: Response) -> None:
         settings = state["settings"]
         policy = self.policy(settings)
+        limiter = state["rate_limiter"]
         try:
             async with asyncio.timeout(settings.rate_limit_timeout_s):
-                verdict = await state["rate_limiter"].admit(policy, str(user.user_id))
+                verdict = await limiter.admit(policy, str(user.user_id))
         except (RedisError, TimeoutError, OSError) as error:
+            limiter.metrics.count(policy.name, f"failed-{self.when_redis_is_down.value}")
             log.warning(
                 "rate_limit_unavailable", policy=policy.name, fails=self.when_redis_is_down.value, error=repr(error)
             )
@@ -82,6 +86,7 @@ class RateLimit:
                 ) from None
             return
         fields = ratelimit_fields(policy, verdict)
+        limiter.metrics.count(policy.name, "admitted" if verdict.allowed else "limited")
         if not verdict.allowed:
             raise Problem(
                 429,

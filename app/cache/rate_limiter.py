@@ -5,15 +5,18 @@ same TAT and both admit a request the quota had room for only once; a script run
 decision and the write are one step, and one round trip. The clock is Redis' own ``TIME``, so workers and
 instances with skewed clocks share one timeline. The steps are app/domain/rate_limit.py's ``gcra``, line for line.
 ``register_script`` sends ``EVALSHA`` and, on ``NOSCRIPT`` (a restarted or flushed Redis has forgotten the
-script), loads it with ``SCRIPT LOAD`` and retries once. Errors reach the caller, which decides whether the route
-fails open or closed. See notes/redis.md, "Rate limits in one round trip".
+script), loads it with ``SCRIPT LOAD`` and retries once. A connection error is retried once too (the connection a
+restart left dead in the pool); any other error, and a second one, reaches the caller, which decides whether the
+route fails open or closed. See notes/redis.md, "Rate limits in one round trip".
 """
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.domain.rate_limit import RatePolicy, Verdict
+from app.observability.metrics import RateLimitMetrics
 
 KEY_PREFIX = "ratelimit"
 
@@ -36,10 +39,12 @@ return {1, math.floor((now - allow_at) / interval), 0, new_tat - now}
 
 
 class RateLimiter:
-    """GCRA limits for any policy, keyed ``ratelimit:<policy>:<subject>``; one per process, built in the lifespan."""
+    """GCRA limits for any policy, keyed ``ratelimit:<policy>:<subject>``; one per process, built in the lifespan.
+    ``metrics`` is where its callers count each decision, including the ones Redis could not make."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, metrics: RateLimitMetrics) -> None:
         self._script = redis.register_script(GCRA_SCRIPT)
+        self.metrics = metrics
 
     @property
     def sha(self) -> str:
@@ -48,9 +53,13 @@ class RateLimiter:
     async def admit(self, policy: RatePolicy, subject: str) -> Verdict:
         """Count one request of ``subject`` under ``policy``; raises whatever Redis raises."""
         key = f"{KEY_PREFIX}:{policy.name}:{subject}"
-        allowed, remaining, retry_after_ms, reset_ms = await self._script(
-            keys=[key], args=[policy.interval_ms, policy.quota]
-        )
+        try:
+            reply = await self._script(keys=[key], args=[policy.interval_ms, policy.quota])
+        except RedisConnectionError:
+            # A pooled connection that died with a restarted Redis fails once, and redis-py discards it; one more try
+            # runs on a fresh connection. At worst the first try had run and one request counts twice.
+            reply = await self._script(keys=[key], args=[policy.interval_ms, policy.quota])
+        allowed, remaining, retry_after_ms, reset_ms = reply
         return Verdict(
             allowed=bool(allowed), remaining=int(remaining), retry_after_ms=int(retry_after_ms), reset_ms=int(reset_ms)
         )

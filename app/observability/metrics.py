@@ -228,6 +228,28 @@ def build_cache_metrics(registry: CollectorRegistry) -> CacheMetrics:
     )
 
 
+@dataclass(frozen=True)
+class RateLimitMetrics:
+    """Per-account rate-limit decisions (app/api/rate_limits.py) by policy and outcome: admitted, limited, and, when
+    Redis did not answer in time, failed-open or failed-closed. See notes/redis.md, "Rate limits in one round trip"."""
+
+    decisions: Counter
+
+    def count(self, policy: str, outcome: str) -> None:
+        self.decisions.labels(policy=policy, outcome=outcome).inc()
+
+
+def build_rate_limit_metrics(registry: CollectorRegistry) -> RateLimitMetrics:
+    return RateLimitMetrics(
+        decisions=Counter(
+            "rate_limit_decisions",
+            "Per-account rate-limit decisions, by outcome.",
+            ["policy", "outcome"],
+            registry=registry,
+        ),
+    )
+
+
 def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
     """What ``/metrics`` renders: the app's own registry, or the sum of every worker's files when multiprocess."""
     directory = os.environ.get(MULTIPROC_ENV)

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import AmqpDsn, HttpUrl, PostgresDsn, RedisDsn
 
 from app.settings import Settings
@@ -56,6 +57,18 @@ async def book_unknown_hold(app: Running, user: ApiUser) -> httpx.Response:
     return await app.client.post("/api/v1/bookings", json=body, headers=user.headers)
 
 
+async def decisions(app: Running) -> dict[tuple[str, str], float]:
+    """``rate_limit_decisions_total`` at the app's own ``/metrics``, by (policy, outcome)."""
+    exposition = (await app.client.get("/metrics")).text
+    return {
+        (sample.labels["policy"], sample.labels["outcome"]): sample.value
+        for family in text_string_to_metric_families(exposition)
+        if family.name == "rate_limit_decisions"
+        for sample in family.samples
+        if sample.name == "rate_limit_decisions_total"
+    }
+
+
 def holds_of(stack: NativeStack, user: ApiUser) -> int:
     return int(stack.primary.sql(f"SELECT count(*) FROM hold WHERE user_id = '{user.id}'", "refstack"))
 
@@ -66,6 +79,7 @@ async def test_holds_past_the_quota_are_429_per_account_with_the_ietf_fields(sta
     async with running(limited_settings(stack, rate_limit_holds=3, rate_limit_window_s=60)) as app:
         answers = [await hold(app, buyer, event_id, seat) for seat in seats[:5]]
         other = await hold(app, neighbour, event_id, seats[5])  # same client address, another account
+        counted = await decisions(app)
 
     assert [a.status_code for a in answers] == [201, 201, 201, 429, 429]
     assert [a.headers["RateLimit"].split(";")[1] for a in answers[:3]] == ["r=2", "r=1", "r=0"]
@@ -80,6 +94,7 @@ async def test_holds_past_the_quota_are_429_per_account_with_the_ietf_fields(sta
     assert (problem["status"], problem["violated-policies"]) == (429, ["holds"])
     assert holds_of(stack, buyer) == 3  # a refused request reached no use case
     assert other.status_code == 201
+    assert counted == {("holds", "admitted"): 4, ("holds", "limited"): 2}
 
 
 async def test_bookings_past_the_quota_are_429(stack: NativeStack) -> None:
@@ -139,9 +154,26 @@ async def test_with_redis_down_holds_fail_open_and_bookings_fail_closed(
         fault("redis", verb)
         held = [await hold(app, buyer, event_id, seat) for seat in seats]  # twice the quota: nothing counts
         booking = await book_unknown_hold(app, buyer)
+        counted = await decisions(app)
 
     assert [h.status_code for h in held] == [201, 201]
     assert all("RateLimit" not in h.headers for h in held)  # nothing was metered, so nothing is claimed
     assert booking.status_code == 503
     assert booking.headers["Retry-After"] == "1"
     assert booking.json()["type"] == "https://refstack.dev/problems/rate-limit-unavailable"
+    assert counted == {("holds", "failed-open"): 2, ("bookings", "failed-closed"): 1}  # seen, not only logged
+
+
+async def test_after_a_redis_restart_the_next_booking_is_metered_not_refused(
+    stack: NativeStack, fault: FaultInjector
+) -> None:
+    """A restart leaves each worker's pooled connection dead; the limiter's one retry on a fresh connection keeps
+    the fail-closed rule for an outage, not for the first request after one."""
+    buyer = new_user(stack, label="restart")
+    async with running(limited_settings(stack, rate_limit_bookings=5)) as app:
+        before = await book_unknown_hold(app, buyer)  # leaves a connection in the pool
+        fault("redis", "restart")
+        after = await book_unknown_hold(app, buyer)
+        counted = await decisions(app)
+    assert (before.status_code, after.status_code) == (404, 404)  # metered, then refused by the use case
+    assert counted == {("bookings", "admitted"): 2}  # nothing failed closed: the retry found a fresh connection

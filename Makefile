@@ -39,6 +39,7 @@ bench: deps
 	@$(PY) -m bench.cache
 	@$(PY) -m bench.holds
 	@$(PY) -m bench.pagination
+	@$(PY) -m bench.rate_limits
 	@$(PY) -m bench.read_scaling
 	@$(PY) -m bench.sharding
 

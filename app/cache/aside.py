@@ -14,6 +14,7 @@ Why each part (numbers and trade-offs in notes/redis.md, "Cache-aside"):
   (a winner that died must not stall every reader). The store script releases the lock by compare-and-delete.
 - **Refresh-ahead**: a hit in the last ``REFRESH_AHEAD`` of an entry's life takes the same lock and reloads, while
   every other reader keeps getting the current entry, so a key read at least once in that window never expires.
+  A reload that fails (the database down) serves the entry it meant to replace, which is still within its TTL.
 - **Redis failing fails soft**: every command runs under ``redis_timeout_s`` (short: the client's own 1 s is for
   readiness); a failed read or lock means "load from the database and skip the cache" and a failed store is
   ignored, so a paused, stopped or full Redis costs a request at most one such timeout.
@@ -45,7 +46,7 @@ R = TypeVar("R")
 JITTER = 0.1
 REFRESH_AHEAD = 0.2
 PRESENT, MISSING = b"+", b"-"
-OUTCOMES = ("hit", "coalesced", "miss", "refresh", "waited", "gave-up", "redis-down")
+OUTCOMES = ("hit", "coalesced", "miss", "refresh", "refresh-failed", "waited", "gave-up", "redis-down")
 Observe = Callable[[str, str], None]
 
 # KEYS: entry, lock. ARGV: version, entry, ttl ms, lock token ('' when the caller holds none).
@@ -163,7 +164,7 @@ class CacheAside(Generic[T]):
                 token = None if time.time() < entry.refresh_at else await self._lock(key)
                 if token is None:
                     return self._seen("hit", entry.value)
-                return self._seen("refresh", await self._fill(key, load, token))
+                return await self._refresh(key, load, token, entry)
             token = await self._lock(key)
             if token is not None:
                 return self._seen("miss", await self._fill(key, load, token))
@@ -173,6 +174,17 @@ class CacheAside(Generic[T]):
         if waited is None:
             return self._seen("gave-up", await self._fill(key, load, ""))
         return self._seen("waited", waited.value)
+
+    async def _refresh(
+        self, key: str, load: Callable[[], Awaitable[T | None]], token: str, entry: Entry[T]
+    ) -> T | None:
+        """Reload ahead of expiry; if the loader fails, the entry is still valid: serve it (the lock then expires
+        on its own, and a later read tries again)."""
+        try:
+            fresh = await self._fill(key, load, token)
+        except Exception:  # whatever the database raised, the cached value is still within its TTL
+            return self._seen("refresh-failed", entry.value)
+        return self._seen("refresh", fresh)
 
     def _seen(self, outcome: str, value: T | None) -> T | None:
         self._observe(self.name, outcome)

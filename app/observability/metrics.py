@@ -210,9 +210,10 @@ def build_job_metrics(registry: CollectorRegistry) -> JobMetrics:
 @dataclass(frozen=True)
 class CacheMetrics:
     """Requests to each Redis cache (app/cache/aside.py), by outcome: hit, coalesced (joined this worker's lookup of
-    the same key), miss (won the fill lock and loaded), refresh (reloaded ahead of expiry), waited (read another
-    reader's fill), gave-up (the fill did not come in time: loaded), redis-down (loaded without the cache), and
-    store-failed per refused store. See notes/redis.md, "Cache-aside"."""
+    the same key), miss (won the fill lock and loaded), refresh (reloaded ahead of expiry), refresh-failed (the reload
+    failed: served the still-valid entry), waited (read another reader's fill), gave-up (the fill did not come in
+    time: loaded), redis-down (loaded without the cache), and store-failed per refused store. See notes/redis.md,
+    "Cache-aside"."""
 
     requests: Counter
 

@@ -251,3 +251,29 @@ async def test_anonymous_list_pages_are_shared_until_an_event_is_created(
     with event_reads(workers) as signed_in:  # a signed-in reader is never served a shared page
         assert (await workers[1].client.get(path, headers=organizer.headers)).status_code == 200
     assert len(signed_in) == 1
+
+
+async def test_a_refresh_that_fails_serves_the_entry_it_meant_to_replace(redis: Redis) -> None:
+    policy = CachePolicy(ttl_s=1.0, missing_ttl_s=1.0, redis_timeout_s=0.5, lock_s=1.0, wait_s=1.0)
+    outcomes: list[str] = []
+    cache = CacheAside(
+        redis, f"flaky-{uuid.uuid4().hex}", policy, COUNT_CODEC, lambda _cache, seen: outcomes.append(seen)
+    )
+    loads = 0
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        if loads > 1:
+            raise OSError("the database is down")
+        return 7
+
+    async def refresh_failed() -> bool:
+        assert await cache.get("k", load) == 7  # never the loader's error while the entry is within its TTL
+        return "refresh-failed" in outcomes
+
+    try:
+        await wait_for_async(refresh_failed, timeout_s=3, what="a refresh that fails", interval_s=0.01)
+    finally:
+        await redis.delete(cache.key("k"), f"{cache.key('k')}:lock")
+    assert (outcomes[0], outcomes[-1], loads) == ("miss", "refresh-failed", 2)

@@ -81,11 +81,15 @@ def main() -> None:
     parser.add_argument("--seats", type=int, default=50)
     parser.add_argument("--in-flight", type=int, default=50)
     args = parser.parse_args()
-    # One client address and 20 buyers sharing 1000 attempts: neither the edge's per-IP limits nor the per-account
-    # hold cap may shape what this measures (notes/security.md, "Rate limits").
+    # One client address and 20 buyers sharing 1000 attempts: neither the edge's per-IP limits, nor the per-account
+    # hold cap, nor the per-account rate limit may shape what this measures (notes/security.md, "Rate limits";
+    # notes/redis.md, "Rate limits in one round trip").
     stack = NativeStack(
         Layout.create(fixed=False),
-        app_settings={"REFSTACK_MAX_ACTIVE_HOLDS_PER_USER": str(args.seats)},
+        app_settings={
+            "REFSTACK_MAX_ACTIVE_HOLDS_PER_USER": str(args.seats),
+            "REFSTACK_RATE_LIMIT_HOLDS": str(min(max(args.attempts, 1), 100_000)),
+        },
         edge_limits=UNTHROTTLED,
     )
     try:

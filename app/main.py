@@ -37,22 +37,7 @@ from app.messaging.amqp_connection import AmqpConnection
 from app.notifications.webhook_sender import open_webhook_sender
 from app.observability.access import AccessLogMiddleware
 from app.observability.logging import configure_logging
-from app.observability.metrics import (
-    BreakerMetrics,
-    CacheMetrics,
-    JobMetrics,
-    RateLimitMetrics,
-    ReconcilerMetrics,
-    ReplicaMetrics,
-    build_breaker_metrics,
-    build_cache_metrics,
-    build_http_metrics,
-    build_job_metrics,
-    build_rate_limit_metrics,
-    build_reconciler_metrics,
-    build_replica_metrics,
-    exposition_registry,
-)
+from app.observability.metrics import AppMetrics, exposition_registry
 from app.observability.request_id import RequestIdMiddleware
 from app.payments.client import open_payments_client
 from app.resilience.shared_circuit import SHARED_REFRESH_INTERVAL_S
@@ -66,13 +51,7 @@ from app.state import AppState
 
 
 def build_lifespan(
-    settings: Settings,
-    replica_metrics: ReplicaMetrics,
-    breaker_metrics: BreakerMetrics,
-    reconciler_metrics: ReconcilerMetrics,
-    job_metrics: JobMetrics,
-    cache_metrics: CacheMetrics,
-    rate_limit_metrics: RateLimitMetrics,
+    settings: Settings, metrics: AppMetrics
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[AppState]]:
     """Open pools and clients, none of which needs its server up yet; close them in reverse order."""
 
@@ -91,45 +70,45 @@ def build_lifespan(
                 replica=engines.replica if settings.replica_url else None,
                 redis=redis,
                 settings=settings,
-                metrics=replica_metrics,
+                metrics=metrics.replica,
             )
             resources.callback(replica_router.cancel_abandoned)
             replica_check = PeriodicJob(
                 "replica-health", settings.replica_check_interval_s, replica_router.check_once, immediately=True
             )
-            await resources.enter_async_context(running(replica_check, job_metrics))
+            await resources.enter_async_context(running(replica_check, metrics.jobs))
             amqp = AmqpConnection(settings)
             amqp.start()
             resources.push_async_callback(amqp.aclose)
             if settings.sweeper_enabled:
                 sweeper = HoldSweeper(uows.primary, batch=settings.sweeper_batch)
                 sweep = PeriodicJob("hold-sweeper", settings.sweeper_interval_s, sweeper.sweep_once)
-                await resources.enter_async_context(running(sweep, job_metrics))
+                await resources.enter_async_context(running(sweep, metrics.jobs))
             payments = open_payments_client(settings, redis)  # one breaker state for every worker, kept in Redis
-            payments.breaker.watch(breaker_metrics.transition)
+            payments.breaker.watch(metrics.breaker.transition)
             payments.breaker.watch_view(
-                lambda view: breaker_metrics.observe(
+                lambda view: metrics.breaker.observe(
                     breaker=view.name, state=view.state, failures=view.failures, shared=view.shared
                 )
             )
-            breaker_metrics.state.labels(breaker=payments.breaker.name).set(0.0)
+            metrics.breaker.state.labels(breaker=payments.breaker.name).set(0.0)
             resources.push_async_callback(payments.aclose)
             breaker_refresh = PeriodicJob(  # /metrics tells each worker's view even while no charge is made
                 "payments-breaker-refresh", SHARED_REFRESH_INTERVAL_S, payments.breaker.refresh, immediately=True
             )
-            await resources.enter_async_context(running(breaker_refresh, job_metrics))
+            await resources.enter_async_context(running(breaker_refresh, metrics.jobs))
             if settings.reconciler_enabled:  # stopped before the payments client it asks is closed
                 reconciler = PaymentReconciler(
                     uows.primary,
                     payments,
                     grace_s=settings.reconciler_grace_s,
                     batch=settings.reconciler_batch,
-                    metrics=reconciler_metrics,
+                    metrics=metrics.reconciler,
                 )
                 lease = RedisLease(redis, RECONCILER_LEASE, ttl_ms=round(settings.reconciler_lease_ttl_s * 1000))
-                one_at_a_time = LeasedReconciler(reconciler, lease, reconciler_metrics)
+                one_at_a_time = LeasedReconciler(reconciler, lease, metrics.reconciler)
                 reconcile = PeriodicJob("payment-reconciler", settings.reconciler_interval_s, one_at_a_time.run_round)
-                await resources.enter_async_context(running(reconcile, job_metrics))
+                await resources.enter_async_context(running(reconcile, metrics.jobs))
             webhooks = open_webhook_sender(settings)
             resources.push_async_callback(webhooks.aclose)
             yield AppState(
@@ -137,9 +116,9 @@ def build_lifespan(
                 engines=engines,
                 uows=uows,
                 router=replica_router,
-                event_caches=build_event_caches(redis, settings, cache_metrics.observe),
+                event_caches=build_event_caches(redis, settings, metrics.cache.observe),
                 redis=redis,
-                rate_limiter=RateLimiter(redis, rate_limit_metrics),
+                rate_limiter=RateLimiter(redis, metrics.rate_limits),
                 amqp=amqp,
                 passwords=PasswordHasher(),
                 payments=payments,
@@ -153,26 +132,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings if settings is not None else Settings()
     configure_logging(settings.log_level, json=settings.log_json)
     registry = CollectorRegistry()
-    http_metrics = build_http_metrics(registry)
-    replica_metrics = build_replica_metrics(registry)
-    breaker_metrics = build_breaker_metrics(registry)
-    reconciler_metrics = build_reconciler_metrics(registry)
-    job_metrics = build_job_metrics(registry)
-    cache_metrics = build_cache_metrics(registry)
-    rate_limit_metrics = build_rate_limit_metrics(registry)
+    metrics = AppMetrics.on(registry)
 
     app = FastAPI(
         title="refstack",
         version="0.1.0",
-        lifespan=build_lifespan(
-            settings,
-            replica_metrics,
-            breaker_metrics,
-            reconciler_metrics,
-            job_metrics,
-            cache_metrics,
-            rate_limit_metrics,
-        ),
+        lifespan=build_lifespan(settings, metrics),
         docs_url=None,  # install_offline_docs serves /docs from local files; ReDoc would load from a CDN
         redoc_url=None,
         generate_unique_id_function=operation_id,
@@ -200,7 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=False,  # bearer tokens travel in a header, never in cookies
             max_age=600,
         )
-    app.add_middleware(AccessLogMiddleware, metrics=http_metrics)
+    app.add_middleware(AccessLogMiddleware, metrics=metrics.http)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -30,8 +30,8 @@ class AppState(TypedDict):
     uows: UnitOfWorkFactories
     router: ReplicaRouter
     redis: Redis
-    rate_limiter: RateLimiter
     event_caches: EventCaches
+    rate_limiter: RateLimiter
     amqp: AmqpConnection
     passwords: PasswordHasher
     payments: PaymentsClient

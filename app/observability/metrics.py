@@ -251,6 +251,31 @@ def build_rate_limit_metrics(registry: CollectorRegistry) -> RateLimitMetrics:
     )
 
 
+@dataclass(frozen=True)
+class AppMetrics:
+    """Every metric family the app exports, built once per app on its own registry (so tests can build many)."""
+
+    http: HttpMetrics
+    replica: ReplicaMetrics
+    breaker: BreakerMetrics
+    reconciler: ReconcilerMetrics
+    jobs: JobMetrics
+    cache: CacheMetrics
+    rate_limits: RateLimitMetrics
+
+    @classmethod
+    def on(cls, registry: CollectorRegistry) -> AppMetrics:
+        return cls(
+            http=build_http_metrics(registry),
+            replica=build_replica_metrics(registry),
+            breaker=build_breaker_metrics(registry),
+            reconciler=build_reconciler_metrics(registry),
+            jobs=build_job_metrics(registry),
+            cache=build_cache_metrics(registry),
+            rate_limits=build_rate_limit_metrics(registry),
+        )
+
+
 def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
     """What ``/metrics`` renders: the app's own registry, or the sum of every worker's files when multiprocess."""
     directory = os.environ.get(MULTIPROC_ENV)

@@ -20,7 +20,17 @@ import yaml
 from stack.native.web import EdgeLimits
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = {"postgres", "replica", "redis", "rabbitmq", "payments", "migrate", "app", "nginx", "elasticsearch"}
+DEFAULT_SERVICES = {"postgres", "replica", "redis", "rabbitmq", "payments", "migrate", "app", "nginx"}
+SENTINEL = {"redis-sentinel-primary", "redis-sentinel-replica-1", "redis-sentinel-replica-2"} | {
+    f"redis-sentinel-{n}" for n in (1, 2, 3)
+}
+CLUSTER_NODES = {f"redis-cluster-{n}" for n in range(1, 7)}
+PROFILES = (
+    {"elasticsearch": "search"}
+    | dict.fromkeys(SENTINEL, "redis-sentinel")
+    | dict.fromkeys(CLUSTER_NODES | {"redis-cluster-create"}, "redis-cluster")
+)
+SERVICES = DEFAULT_SERVICES | set(PROFILES)
 NGINX_TEMPLATE_TARGET = "/etc/nginx/templates/default.conf.template"
 
 
@@ -96,10 +106,45 @@ def test_every_service_is_defined(resolved: dict[str, Any]) -> None:
     assert set(resolved["services"]) == SERVICES
 
 
-def test_elasticsearch_is_opt_in_through_the_search_profile(resolved: dict[str, Any]) -> None:
+def test_elasticsearch_and_the_redis_topologies_are_opt_in_through_profiles(resolved: dict[str, Any]) -> None:
     services = resolved["services"]
-    assert services["elasticsearch"]["profiles"] == ["search"]
-    assert all("profiles" not in services[name] for name in SERVICES - {"elasticsearch"})
+    assert {name: services[name]["profiles"] for name in PROFILES} == {
+        name: [profile] for name, profile in PROFILES.items()
+    }
+    assert all("profiles" not in services[name] for name in DEFAULT_SERVICES)
+    waited_on = {dependency for name in DEFAULT_SERVICES for dependency in services[name].get("depends_on", {})}
+    assert waited_on <= DEFAULT_SERVICES, "the default profile must start without any opt-in service"
+
+
+def test_the_sentinel_profile_watches_one_primary_with_a_quorum_of_two_of_three(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    for replica in ("redis-sentinel-replica-1", "redis-sentinel-replica-2"):
+        assert services[replica]["command"][-3:] == ["--replicaof", "redis-sentinel-primary", "6379"]
+        assert condition(services[replica], "redis-sentinel-primary") == "service_healthy"
+    sentinels = [services[f"redis-sentinel-{n}"] for n in (1, 2, 3)]
+    for sentinel in sentinels:
+        script = sentinel["command"][-1]
+        assert "'sentinel monitor refstack redis-sentinel-primary 6379 2'" in script
+        assert script.endswith("exec redis-server /tmp/sentinel.conf --sentinel")
+        assert "26379" in sentinel["healthcheck"]["test"][-1]
+    # No node restarts on its own: a primary with no persistence would come back empty and replicas would copy it.
+    assert {services[name]["restart"] for name in SENTINEL} == {"no"}
+
+
+def test_the_cluster_profile_makes_three_primaries_with_a_replica_each(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    for name in CLUSTER_NODES:
+        script = services[name]["command"][-1]
+        assert "--cluster-enabled yes" in script
+        assert services[name]["hostname"] == name
+        assert services[name]["restart"] == "no"
+    create = services["redis-cluster-create"]
+    assert {dependency: condition(create, dependency) for dependency in create["depends_on"]} == dict.fromkeys(
+        CLUSTER_NODES, "service_healthy"
+    )
+    assert "--cluster create --cluster-replicas 1 --cluster-yes" in create["command"][-1]
+    assert "for n in 1 2 3 4 5 6" in create["command"][-1]
+    assert create["restart"] == "no"
 
 
 def test_app_starts_only_after_migrations_ran_on_a_healthy_primary(resolved: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ See notes/docker.md.
 
 from __future__ import annotations
 
+import secrets
 import socket
 import tempfile
 from dataclasses import dataclass, field
@@ -31,12 +32,28 @@ INTERNAL = ("rabbitmq_dist", "epmd", "control")
 STANDARD_PORTS = frozenset({80, 4369, 5432, 5672, 6379, 8000, 15672, 25672})
 
 
+# Free ports for test stacks come from below the ephemeral range too: a port the kernel hands out for ``bind(0)`` is
+# an ephemeral one, and before the service binds it an outgoing connection of the busy test run may take it as its
+# source port (a replica once failed with "could not bind ... Address already in use" that way).
+FREE_RANGE = range(22000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A port the kernel just handed out on loopback (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    """A loopback port below the ephemeral range that nobody holds now and this process has not handed out."""
+    taken = {*FIXED_PORTS.values(), *STANDARD_PORTS, *_handed_out}
+    for _ in range(200):
+        port = secrets.choice(FREE_RANGE)
+        if port in taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {FREE_RANGE.start}-{FREE_RANGE.stop - 1} after 200 tries")
 
 
 def port_in_use(port: int) -> bool:

@@ -49,6 +49,14 @@ class ClusterNode:
         return bytes(run(self.client, "CLUSTER", "MYID")).decode()
 
 
+def spawn_ready(argv: list[str], folder: Path, port: int) -> ServiceProcess:
+    """Start one ``redis-server`` (a node or a sentinel) logging into ``folder``; return once it answers PONG."""
+    process = ServiceProcess(argv, folder / "redis.log")
+    process.spawn()
+    wait_until(lambda: exchange(port, b"PING\r\n").startswith(b"+PONG"), timeout_s=READY_S, what=argv[0], watch=process)
+    return process
+
+
 def start_node(base: Path, port: int) -> ServiceProcess:
     folder = base / str(port)
     folder.mkdir()
@@ -58,10 +66,7 @@ def start_node(base: Path, port: int) -> ServiceProcess:
         "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
         "--cluster-port", str(free_port()),  # the default, port + 10000, may be taken or out of range
     ]  # fmt: skip
-    process = ServiceProcess(argv, folder / "redis.log")
-    process.spawn()
-    wait_until(lambda: exchange(port, b"PING\r\n").startswith(b"+PONG"), timeout_s=READY_S, what="node", watch=process)
-    return process
+    return spawn_ready(argv, folder, port)
 
 
 def cluster_ok(nodes: list[ClusterNode]) -> bool:

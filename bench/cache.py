@@ -14,7 +14,6 @@ Run: ``make bench`` or ``.venv/bin/python -m bench.cache [--seconds 5 --in-fligh
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from collections import Counter
@@ -27,10 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from bench.catalogue import city, load_events
-from bench.through_nginx import account, percentile
-from stack.native.layout import Layout
+from bench.through_nginx import account, percentile, run_on_a_private_stack
 from stack.native.stack import NativeStack
-from stack.native.web import UNTHROTTLED
 
 MISS_EVENTS = 20_000
 STAMPEDE = 200
@@ -149,16 +146,7 @@ async def stampede(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--in-flight", type=int, default=32)
-    args = parser.parse_args()
-    stack = NativeStack(Layout.create(fixed=False), edge_limits=UNTHROTTLED)
-    try:
-        stack.up(report=lambda _: None)
-        asyncio.run(run(stack, args.seconds, args.in_flight))
-    finally:
-        stack.down()
+    run_on_a_private_stack(__doc__ or "", run)
 
 
 if __name__ == "__main__":

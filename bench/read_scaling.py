@@ -16,7 +16,6 @@ Run: ``make bench`` or ``.venv/bin/python -m bench.read_scaling [--seconds 5 --i
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import statistics
@@ -29,10 +28,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.catalogue import city, load_events
-from bench.through_nginx import account, health_floor, percentile
-from stack.native.layout import Layout
+from bench.through_nginx import account, health_floor, percentile, run_on_a_private_stack
 from stack.native.stack import NativeStack
-from stack.native.web import UNTHROTTLED
 
 CITIES = 20
 WRITE_RATES = (0.0, 5.0, 20.0, 50.0)
@@ -156,16 +153,7 @@ async def run(stack: NativeStack, seconds: float, in_flight: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--in-flight", type=int, default=32)
-    args = parser.parse_args()
-    stack = NativeStack(Layout.create(fixed=False), edge_limits=UNTHROTTLED)
-    try:
-        stack.up(report=lambda _: None)
-        asyncio.run(run(stack, args.seconds, args.in_flight))
-    finally:
-        stack.down()
+    run_on_a_private_stack(__doc__ or "", run)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """What the benchmarks that drive the API through Nginx share: an account with its bearer header, the latency floor
-measured in the same run, and percentiles.
+measured in the same run, percentiles, and a command line that runs a load on a private stack of its own.
 
 Why a floor: a number in milliseconds means little on its own on a shared 2-core machine; the same request path
 doing no database work (``GET /health/live``), timed in the same run, turns it into a ratio that survives a busy
@@ -8,13 +8,19 @@ neighbour. See notes/postgres.md, "Contention", and notes/db_scaling.md, "Read s
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import secrets
 import time
 import urllib.parse
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 
+from stack.native.layout import Layout
 from stack.native.stack import NativeStack
+from stack.native.web import UNTHROTTLED
 
 PASSWORD = "bench horse battery staple"
 
@@ -46,3 +52,20 @@ async def health_floor(client: httpx.AsyncClient, samples: int = 200) -> list[fl
         (await client.get("/health/live")).raise_for_status()
         floor.append(time.perf_counter() - began)
     return floor
+
+
+def run_on_a_private_stack(
+    description: str, load: Callable[[NativeStack, float, int], Coroutine[Any, Any, None]]
+) -> None:
+    """``--seconds`` and ``--in-flight`` from the command line, then ``load`` on a private, unthrottled stack of
+    free ports (beside ``make up`` if one runs), always torn down."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--in-flight", type=int, default=32)
+    args = parser.parse_args()
+    stack = NativeStack(Layout.create(fixed=False), edge_limits=UNTHROTTLED)
+    try:
+        stack.up(report=lambda _: None)
+        asyncio.run(load(stack, args.seconds, args.in_flight))
+    finally:
+        stack.down()

@@ -20,7 +20,9 @@ import structlog
 from sqlalchemy import ColumnElement, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.errors import LOCK_NOT_AVAILABLE, sqlstate_of
 from app.db.models import RefreshToken, User
+from app.resilience.retry import full_jitter_retrying
 from app.security.refresh_tokens import new_refresh_token, refresh_token_hash
 from app.security.tokens import Principal
 from app.services.unit_of_work import UnitOfWorkFactory
@@ -51,7 +53,24 @@ async def start_family(uows: UnitOfWorkFactory, user_id: uuid.UUID, *, ttl_s: in
 
 
 async def rotate(uows: UnitOfWorkFactory, presented: str, *, ttl_s: int) -> Rotation:
-    """Spend ``presented`` and return its successor, or revoke its family if it was already used, then refuse."""
+    """Spend ``presented`` and return its successor, or revoke its family if it was already used, then refuse.
+
+    Many concurrent refreshes with one token queue on its row (and the losers on the family's rows while the first
+    of them revokes it); one that gives up at ``lock_timeout`` changed nothing, so it is run once more, and by then
+    the race is decided: the re-run answers as every other loser does, instead of a 409 that would tell them
+    apart."""
+    retrying = full_jitter_retrying(
+        max_attempts=2,
+        deadline_s=None,
+        backoff_base_s=0.01,
+        backoff_max_s=0.05,
+        retry_if=lambda error: sqlstate_of(error) == LOCK_NOT_AVAILABLE,
+    )
+    rotation: Rotation = await retrying(_rotate_once, uows, presented, ttl_s)
+    return rotation
+
+
+async def _rotate_once(uows: UnitOfWorkFactory, presented: str, ttl_s: int) -> Rotation:
     token_hash = refresh_token_hash(presented)
     async with uows() as uow:
         spend = (

@@ -20,7 +20,8 @@ from stack.native.stack import NativeStack
 from stack.native.web import UNTHROTTLED
 from tests.fault_injector import FaultInjector
 
-pytest_plugins = ["tests.fix_payments"]  # the simulator and closed payments breakers, for the tests that pay
+# the simulator and closed payments breakers, for the tests that pay; a direct engine on the primary
+pytest_plugins = ["tests.fix_payments", "tests.fix_database"]
 
 # Shorter than production so that payment faults resolve in seconds; the production defaults are asserted in
 # tests/unit/test_retry_policy.py.

@@ -40,7 +40,6 @@ from tests.api_users import ApiUser, call, new_user
 from tests.bookings import charges, held, program, sql
 from tests.fault_injector import FaultInjector
 from tests.polling import wait_for, wait_for_async
-from tests.private_database import sqlalchemy_url
 from tests.probes import http
 
 pytestmark = pytest.mark.usefixtures("closed_breakers")  # the app's; the reconciler's own client has its own
@@ -59,15 +58,6 @@ def organizer(stack: NativeStack) -> ApiUser:
 @pytest.fixture
 def buyer(stack: NativeStack) -> ApiUser:
     return new_user(stack, label="reconcile-buyer")
-
-
-@pytest.fixture
-async def engine(stack: NativeStack) -> AsyncIterator[AsyncEngine]:
-    made = create_async_engine(sqlalchemy_url(stack.primary.direct_url), pool_size=2, max_overflow=0)
-    try:
-        yield made
-    finally:
-        await made.dispose()
 
 
 @pytest.fixture

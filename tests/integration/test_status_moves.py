@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.models import Hold, Seat
 from app.db.status_moves import ForbiddenMove, move_holds, move_seats
@@ -23,21 +22,11 @@ from app.domain.holds import HoldStatus
 from app.domain.seats import SeatStatus
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, create_event, new_user
-from tests.private_database import sqlalchemy_url
 
 
 @pytest.fixture(scope="module")
 def organizer(stack: NativeStack) -> ApiUser:
     return new_user(stack, organizer=True, label="status-moves")
-
-
-@pytest.fixture
-async def engine(stack: NativeStack) -> AsyncIterator[AsyncEngine]:
-    made = create_async_engine(sqlalchemy_url(stack.primary.direct_url), pool_size=1, max_overflow=0)
-    try:
-        yield made
-    finally:
-        await made.dispose()
 
 
 async def new_hold(engine: AsyncEngine, event_id: str, user_id: str, status: HoldStatus) -> uuid.UUID:

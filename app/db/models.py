@@ -1,5 +1,5 @@
 """The tables as SQLAlchemy models: users, events, seats, holds, bookings, idempotency keys, refresh tokens,
-event webhooks, lease fences.
+event webhooks, lease fences, the outbox.
 
 Why these shapes: a seat row carries its own status and the hold that claims it, so "hold these seats" is one
 conditional UPDATE on the primary that either claims every requested row or none (notes/postgres.md,
@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     CHAR,
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -52,6 +54,7 @@ class Event(Base):
     __table_args__ = (
         CheckConstraint("price_cents >= 0", name="price_cents"),
         CheckConstraint("rows between 1 and 100 and seats_per_row between 1 and 100", name="layout"),
+        CheckConstraint("status in ('scheduled', 'cancelled')", name="status"),
         Index("ix_event_city_starts_at_id", "city", "starts_at", "id"),
         Index("ix_event_starts_at_id", "starts_at", "id"),
     )
@@ -66,6 +69,7 @@ class Event(Base):
     rows: Mapped[int] = mapped_column(SmallInteger)
     seats_per_row: Mapped[int] = mapped_column(SmallInteger)
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+    status: Mapped[str] = mapped_column(String(16), server_default="scheduled")  # or 'cancelled'
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
@@ -180,3 +184,29 @@ class LeaseFence(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     token: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OutboxMessage(Base):
+    """A message a committed change owes the broker, written in that change's transaction and published by the
+    relay (app/messaging/outbox.py, app/messaging/outbox_relay.py, notes/rabbitmq.md, "The outbox and its relay")."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "partition", "id", postgresql_where=text("published_at IS NULL")),
+        Index("ix_outbox_published_at", "published_at", postgresql_where=text("published_at IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(UUID, unique=True, server_default=NEW_UUID)
+    type: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(SmallInteger)
+    aggregate_type: Mapped[str] = mapped_column(String(32))
+    aggregate_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    partition: Mapped[int] = mapped_column(SmallInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    traceparent: Mapped[str | None] = mapped_column(String(55))
+    occurred_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    published_at: Mapped[datetime | None]
+    returned_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")

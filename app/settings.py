@@ -122,6 +122,16 @@ class Settings(BaseSettings):
     webhook_max_redirects: int = Field(default=3, ge=0, le=10)
     outbound_resolve_timeout_s: float = Field(default=1.0, gt=0, le=5.0)
 
+    # The worker (`python -m app.worker`; notes/rabbitmq.md, "Retries, parking and poison messages"): a failed
+    # message waits in the tier of its failure count, then parks; a message its consumer dies with is offered at
+    # most worker_delivery_limit times (x-delivery-limit), then parks. Both are queue arguments: change them and
+    # the broker's queues must be recreated (the tier delays are in the retry queues' names for that reason).
+    worker_retry_delays_s: list[float] = Field(default_factory=lambda: [1.0, 10.0, 60.0], min_length=1, max_length=6)
+    worker_delivery_limit: int = Field(default=5, ge=1, le=100)
+    # Readiness and /metrics of the worker process, on loopback (0: no HTTP endpoint)
+    worker_http_port: int = Field(default=21081, ge=0, le=65535)
+    worker_shutdown_grace_s: float = Field(default=10.0, gt=0, le=60.0)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Browser origins allowed to call the API (JSON list in the environment); empty: no CORS headers at all
     cors_allow_origins: list[str] = Field(default_factory=list)
@@ -136,6 +146,14 @@ class Settings(BaseSettings):
         if wrong:
             raise ValueError(f"REFSTACK_CORS_ALLOW_ORIGINS takes exact origins like https://tickets.example: {wrong}")
         return origins
+
+    @field_validator("worker_retry_delays_s")
+    @classmethod
+    def retry_delays_grow(cls, delays: list[float]) -> list[float]:
+        """Each tier waits longer than the one before it, and at least a millisecond (the TTL is in ms)."""
+        if any(delay < 0.001 for delay in delays) or delays != sorted(set(delays)):
+            raise ValueError(f"REFSTACK_WORKER_RETRY_DELAYS_S must grow strictly from at least 0.001 s: {delays}")
+        return delays
 
     @model_validator(mode="after")
     def refuse_demo_secrets_in_production(self) -> Settings:

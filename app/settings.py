@@ -19,6 +19,7 @@ _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 # changed it would refuse requests its own schema calls valid, or accept what the schema forbids
 MAX_SEATS_PER_HOLD = 10
 DEMO_JWT_SECRET = "refstack-demo-signing-key-not-for-production-use"  # noqa: S105 - public on purpose; refused in production
+DEMO_WEBHOOK_KEY = "refstack-demo-webhook-key-not-for-production-use"
 
 
 class Settings(BaseSettings):
@@ -121,6 +122,9 @@ class Settings(BaseSettings):
     webhook_deadline_s: float = Field(default=4.0, gt=0, le=30.0)
     webhook_max_redirects: int = Field(default=3, ge=0, le=10)
     outbound_resolve_timeout_s: float = Field(default=1.0, gt=0, le=5.0)
+    # Each webhook's signing secret is HMAC(this key, the webhook's salt): the database alone cannot sign
+    # (notes/security.md, "Signed webhooks"); refused in production while it is the published demo value
+    webhook_signing_key: str = Field(default=DEMO_WEBHOOK_KEY, min_length=32)
 
     # The worker (`python -m app.worker`; notes/rabbitmq.md, "Retries, parking and poison messages"): a failed
     # message waits in the tier of its failure count, then parks; a message its consumer dies with is offered at
@@ -160,6 +164,8 @@ class Settings(BaseSettings):
         """Misconfiguration fails at boot: production never runs with the published demo signing key."""
         if self.env == "production" and self.jwt_secret == DEMO_JWT_SECRET:
             raise ValueError("REFSTACK_JWT_SECRET must be set in production (the demo key is public)")
+        if self.env == "production" and self.webhook_signing_key == DEMO_WEBHOOK_KEY:
+            raise ValueError("REFSTACK_WEBHOOK_SIGNING_KEY must be set in production (the demo key is public)")
         return self
 
     @model_validator(mode="after")

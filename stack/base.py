@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-SERVICE_NAMES = ("postgres", "replica", "pgbouncer", "redis", "rabbitmq", "payments", "app", "nginx")
+SERVICE_NAMES = ("postgres", "replica", "pgbouncer", "redis", "rabbitmq", "payments", "app", "worker", "nginx")
 COMMON_VERBS = ("stop", "start", "restart", "pause", "resume", "slow", "cut", "heal")
 REPLICA_VERBS = ("lag", "unlag", "promote")
 

@@ -41,6 +41,10 @@ TEST_APP_SETTINGS = {
     # in tests/security/test_api6_business_flows.py
     "REFSTACK_MAX_ACTIVE_HOLDS_PER_USER": "20",
     "REFSTACK_CORS_ALLOW_ORIGINS": '["https://tickets.example"]',
+    # the worker's retry tiers in fractions of a second and a small delivery limit, so a message parks within a
+    # test (production: 1 s / 10 s / 60 s and 5 deliveries, asserted in tests/unit/test_topology.py)
+    "REFSTACK_WORKER_RETRY_DELAYS_S": "[0.2, 0.5, 1.0]",
+    "REFSTACK_WORKER_DELIVERY_LIMIT": "3",
 }
 
 

@@ -6,6 +6,7 @@ Why restore everything, not just what the test meant to break: one failing fault
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from stack.native.stack import NativeStack
@@ -25,6 +26,13 @@ class FaultInjector:
             self.touched.append(service)
         getattr(self.stack[service], verb)(*args)
         self.stack.save_state()  # a restarted process has a new PID: `python -m stack` must find it
+
+    def kill(self, service: str) -> None:
+        """SIGKILL the service's root process: a crash that leaves it no chance to finish, ack or return anything."""
+        if service not in self.touched:
+            self.touched.append(service)
+        self.stack[service].process.end(signal.SIGKILL)
+        self.stack.save_state()
 
     def restore(self) -> None:
         for name in reversed(self.touched):

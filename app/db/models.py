@@ -171,8 +171,62 @@ class EventWebhook(Base):
 
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), primary_key=True)
     url: Mapped[str] = mapped_column(Text)
+    # The signing secret is derived from this salt and the server's webhook key, never stored itself
+    # (app/security/webhook_signing.py); a new salt, so a new secret, each time the URL is set
+    signing_salt: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class InboxEntry(Base):
+    """A message one consumer has applied, written in the transaction of its effect: a redelivered copy finds its
+    row and is acknowledged without a second effect (app/worker/delivery.py, notes/rabbitmq.md, "The inbox")."""
+
+    __tablename__ = "inbox"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    message_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    message_type: Mapped[str] = mapped_column(String(64))
+    applied_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Notification(Base):
+    """What a buyer is told (booking confirmed, hold expired, payment settled): one row per message, at most."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        CheckConstraint("kind in ('booking-confirmed', 'hold-expired', 'payment-settled')", name="kind"),
+        Index("ix_notification_user_id_created_at_id", "user_id", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, server_default=NEW_UUID)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"))
+    message_id: Mapped[uuid.UUID] = mapped_column(UUID, unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(UUID)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WebhookDeliveryAttempt(Base):
+    """One attempt to deliver one message to an event's webhook, whatever its outcome (what the organizer sees)."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        CheckConstraint("outcome in ('delivered', 'failed', 'parked')", name="outcome"),
+        Index("ix_webhook_delivery_event_id_id", "event_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"))
+    message_id: Mapped[uuid.UUID] = mapped_column(UUID)
+    message_type: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(SmallInteger)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(SmallInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class LeaseFence(Base):

@@ -45,6 +45,14 @@ class AmqpConnection:
     def connected(self) -> bool:
         return self._connection is not None and self._connection.connected.is_set()
 
+    async def connection_when_up(self) -> RobustConnection:
+        """Wait (unbounded: the caller bounds it) until the first link is up; for a process that can do nothing
+        without the broker, the worker."""
+        if self._connection is None:
+            raise AmqpNotConnectedError("start() the connection first")
+        await self._connection.connected.wait()
+        return self._connection
+
     def robust_connection(self) -> RobustConnection:
         """The live connection for publishers and consumers; raises while there is no link."""
         if self._connection is None or not self.connected:

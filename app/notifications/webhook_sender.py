@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from app.settings import Settings
 USER_AGENT = "refstack-webhooks/1"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 KEEPS_METHOD = frozenset({307, 308})  # 301/302/303 turn the POST into a GET without a body, as browsers do
+Signer = Callable[[bytes], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -80,19 +81,24 @@ class WebhookSender:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def deliver(self, url: str, payload: Mapping[str, Any]) -> Delivery:
-        """Vet ``url``, then POST ``payload`` hop by hop, all (DNS included) within the delivery deadline."""
+    async def deliver(self, url: str, payload: Mapping[str, Any], sign: Signer | None = None) -> Delivery:
+        """Vet ``url``, then POST ``payload`` hop by hop, all (DNS included) within the delivery deadline; ``sign``
+        gives the headers that sign the exact body bytes sent (app/security/webhook_signing.py)."""
         try:
             async with asyncio.timeout(self._deadline_s):
-                return await self._deliver_to(await self.policy.vet(url), payload)
+                return await self._deliver_to(await self.policy.vet(url), payload, sign)
         except TimeoutError:
             raise DeliveryFailed(f"no final answer within {self._deadline_s} s") from None
 
-    async def _deliver_to(self, target: VettedUrl, payload: Mapping[str, Any]) -> Delivery:
+    async def _deliver_to(self, target: VettedUrl, payload: Mapping[str, Any], sign: Signer | None) -> Delivery:
         method = "POST"
         body: bytes | None = json.dumps(payload, separators=(",", ":")).encode()
+        signature = dict(sign(body)) if sign is not None and body is not None else {}
         for redirects in range(self._max_redirects + 1):
-            status, location = await self._send(self._pinned_request(target, method, body))
+            request = self._pinned_request(target, method, body)
+            if body is not None:
+                request.headers.update(signature)
+            status, location = await self._send(request)
             if status not in REDIRECTS:
                 return Delivery(status=status, redirects=redirects)
             if location is None:

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from app.db.models import Event, EventWebhook
 from app.notifications.webhook_sender import Delivery, DeliveryFailed, WebhookSender
 from app.security.outbound_urls import UrlRefused
+from app.security.webhook_signing import derive_secret, new_salt, shown_secret
 from app.services.unit_of_work import UnitOfWorkFactory
 
 
@@ -29,6 +30,14 @@ class WebhookRecord:
     event_id: uuid.UUID
     url: str
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class NewWebhook:
+    """A webhook just set, and its new signing secret as the organizer sees it: in this answer and never again."""
+
+    record: WebhookRecord
+    secret: str
 
 
 class WebhookUrlRefusedError(ValueError):
@@ -60,25 +69,34 @@ def _owned_event(organizer_id: uuid.UUID, event_id: uuid.UUID) -> ColumnElement[
 
 
 async def set_webhook(
-    uows: UnitOfWorkFactory, sender: WebhookSender, *, organizer_id: uuid.UUID, event_id: uuid.UUID, url: str
-) -> WebhookRecord:
-    """Vet ``url`` (``UrlRefused`` if it may not be called), then store it for the caller's event in one upsert."""
+    uows: UnitOfWorkFactory,
+    sender: WebhookSender,
+    *,
+    signing_key: str,
+    organizer_id: uuid.UUID,
+    event_id: uuid.UUID,
+    url: str,
+) -> NewWebhook:
+    """Vet ``url`` (``UrlRefused`` if it may not be called), then store it for the caller's event in one upsert,
+    with a new salt: setting the URL again rotates the signing secret."""
     try:
         vetted = await sender.policy.vet(url)
     except UrlRefused as refused:
         raise WebhookUrlRefusedError(refused.reason) from None
-    stored = str(vetted.url)
-    values = select(Event.id, literal(stored)).where(_owned_event(organizer_id, event_id))
-    upsert = insert(EventWebhook).from_select(["event_id", "url"], values)
+    stored, salt = str(vetted.url), new_salt()
+    values = select(Event.id, literal(stored), literal(salt)).where(_owned_event(organizer_id, event_id))
+    upsert = insert(EventWebhook).from_select(["event_id", "url", "signing_salt"], values)
     statement = upsert.on_conflict_do_update(
-        index_elements=[EventWebhook.event_id], set_={"url": upsert.excluded.url, "updated_at": func.now()}
+        index_elements=[EventWebhook.event_id],
+        set_={"url": upsert.excluded.url, "signing_salt": upsert.excluded.signing_salt, "updated_at": func.now()},
     ).returning(EventWebhook.event_id, EventWebhook.url, EventWebhook.updated_at)
     async with uows() as uow:
         row = (await uow.session.execute(statement)).one_or_none()
         if row is None:
             raise WebhookNotFoundError(event_id)
         await uow.commit()
-    return WebhookRecord(row.event_id, row.url, row.updated_at)
+    record = WebhookRecord(row.event_id, row.url, row.updated_at)
+    return NewWebhook(record, shown_secret(derive_secret(signing_key, salt)))
 
 
 async def get_webhook(uows: UnitOfWorkFactory, *, organizer_id: uuid.UUID, event_id: uuid.UUID) -> WebhookRecord:

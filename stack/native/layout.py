@@ -25,6 +25,7 @@ FIXED_PORTS = {
     "rabbitmq": 21672,
     "payments": 21090,
     "app": 21000,
+    "worker": 21081,  # its /health and /metrics; REFSTACK_WORKER_HTTP_PORT's default
     "nginx": 8080,
 }
 PROXIED = ("postgres", "replica", "pgbouncer", "redis", "rabbitmq", "payments", "app")

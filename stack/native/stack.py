@@ -29,6 +29,7 @@ from stack.native.postgres import PostgresPrimary, PostgresReplica
 from stack.native.process import ServiceProcess, start_time
 from stack.native.service import NativeService
 from stack.native.web import REPO, AppServer, EdgeLimits, NginxServer, PaymentsSimulator
+from stack.native.worker import WorkerProcess
 
 Report = Callable[[str], None]
 
@@ -58,6 +59,7 @@ class NativeStack:
         self.rabbitmq = RabbitMQServer(layout)
         self.payments = PaymentsSimulator(layout)
         self.app = AppServer(layout, self.app_environment())
+        self.worker = WorkerProcess(layout, self.app_environment())
         self.nginx = NginxServer(layout, self.edge_limits)
         self.services: dict[str, NativeService] = {
             svc.name: svc
@@ -69,6 +71,7 @@ class NativeStack:
                 self.rabbitmq,
                 self.payments,
                 self.app,
+                self.worker,
                 self.nginx,
             )
         }
@@ -127,12 +130,17 @@ class NativeStack:
         return total
 
     def _start_postgres_chain(self, report: Report) -> None:
-        """The primary first; then its replica, its pooler and its schema (migrations, then demo data) side by side."""
+        """The primary first; then its replica, its pooler and its schema (migrations, then demo data) side by side;
+        the worker once the schema is there (its inbox is a table; it waits for RabbitMQ by itself)."""
         self._timed("postgres", self.primary.start, report)
         self._in_parallel(
             lambda: self._timed("replica", self.replica.start, report),
             lambda: self._timed("pgbouncer", self.pgbouncer.start, report),
-            lambda: (self._timed("migrations", self.migrate, report), self._timed("seed", self.seed, report)),
+            lambda: (
+                self._timed("migrations", self.migrate, report),
+                self._timed("seed", self.seed, report),
+                self._timed("worker", self.worker.start, report),
+            ),
         )
 
     @staticmethod

@@ -50,6 +50,7 @@ def test_full_stack_starts_and_stops_with_no_process_left(stack: NativeStack) ->
         "payments",
         "migrations",
         "app",
+        "worker",
         "nginx",
     }
     assert lines[-1].startswith("stack up in")

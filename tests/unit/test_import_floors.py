@@ -1,7 +1,7 @@
 """The app's packages import downwards only, read from the source (no import is run).
 
-The floors, top to bottom: main → api → services → (messaging, search, payments) → resilience → (db, cache,
-security) → (domain, settings). A package may import from the floors below its own, never from its own floor's
+The floors, top to bottom: (main, worker) → api → services → (messaging, search, payments) → resilience → (db,
+cache, security) → (domain, settings). A package may import from the floors below its own, never from its own floor's
 neighbours or from above; packages on no floor (observability, background, ...) are not judged here. This is what
 keeps, say, the SERIALIZABLE retry in app/resilience rather than app/db. See notes/README.md, "Layers".
 """
@@ -16,7 +16,7 @@ import pytest
 
 APP = Path(__file__).resolve().parents[2] / "app"
 FLOORS = (
-    ("main",),
+    ("main", "worker"),  # the two processes: the HTTP app and the consumer worker
     ("api",),
     ("services",),
     ("messaging", "search", "payments"),

@@ -8,6 +8,7 @@ from app.api.v1.auth import build_auth_router
 from app.api.v1.bookings import build_bookings_router
 from app.api.v1.events import build_events_router
 from app.api.v1.holds import build_holds_router
+from app.api.v1.notifications import build_notifications_router
 from app.api.v1.webhooks import build_webhooks_router
 
 
@@ -19,4 +20,5 @@ def build_api_router() -> APIRouter:
     api.include_router(build_holds_router())
     api.include_router(build_bookings_router())
     api.include_router(build_webhooks_router())
+    api.include_router(build_notifications_router())
     return api

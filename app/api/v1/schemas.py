@@ -175,6 +175,36 @@ class WebhookOut(BaseModel):
     updated_at: datetime
 
 
+class WebhookSet(WebhookOut):
+    secret: str = Field(
+        description="The signing secret (whsec_ + base64), shown in this answer only; setting the URL again rotates"
+        " it. Verify each delivery's webhook-signature: v1,base64(HMAC-SHA256(secret, webhook-id + '.' +"
+        " webhook-timestamp + '.' + body)), and refuse a webhook-timestamp more than 300 s from your clock."
+    )
+
+
+class WebhookDeliveryAttemptOut(BaseModel):
+    """One attempt to deliver one message to the event's webhook: ``parked`` is a last attempt that failed."""
+
+    id: int
+    message_id: uuid.UUID = Field(description="also the webhook-id header: the same for every attempt of a message")
+    type: str
+    attempt: int = Field(ge=1)
+    outcome: Literal["delivered", "failed", "parked"]
+    status_code: int | None = Field(description="the receiver's HTTP status; null when none came back")
+    error: str | None
+    created_at: datetime
+
+
+class NotificationOut(BaseModel):
+    id: uuid.UUID
+    kind: Literal["booking-confirmed", "hold-expired", "payment-settled"]
+    text: str
+    event_id: uuid.UUID
+    booking_id: uuid.UUID | None
+    created_at: datetime
+
+
 class WebhookDelivery(BaseModel):
     """The receiver's final HTTP status for a ping, after at most the allowed redirects."""
 

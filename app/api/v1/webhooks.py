@@ -12,11 +12,14 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Response
+from pydantic import TypeAdapter
 
 from app.api.deps import Organizer, StateDep, UowsDep
+from app.api.pagination import CursorQuery, LimitQuery, Page, cut_page, decode_cursor
 from app.api.problem_table import ProblemTable
 from app.api.problems import Problem
-from app.api.v1.schemas import WebhookDelivery, WebhookIn, WebhookOut
+from app.api.v1.schemas import WebhookDelivery, WebhookDeliveryAttemptOut, WebhookIn, WebhookOut, WebhookSet
+from app.services.webhook_deliveries import DeliveryRecord, list_deliveries
 from app.services.webhooks import (
     WebhookNotDeliveredError,
     WebhookNotFoundError,
@@ -59,18 +62,39 @@ def _represent(record: WebhookRecord) -> WebhookOut:
     return WebhookOut(event_id=record.event_id, url=record.url, updated_at=record.updated_at)
 
 
+DELIVERY_KEY: TypeAdapter[int] = TypeAdapter(int)
+
+
+def _attempt(record: DeliveryRecord) -> WebhookDeliveryAttemptOut:
+    return WebhookDeliveryAttemptOut(
+        id=record.id,
+        message_id=record.message_id,
+        type=record.message_type,
+        attempt=record.attempt,
+        outcome=record.outcome,
+        status_code=record.status_code,
+        error=record.error,
+        created_at=record.created_at,
+    )
+
+
 def build_webhooks_router() -> APIRouter:
     api = APIRouter(tags=["webhooks"])
 
-    @api.put("/events/{event_id}/webhook", response_model=WebhookOut)
+    @api.put("/events/{event_id}/webhook", response_model=WebhookSet)
     async def put(
         event_id: uuid.UUID, body: WebhookIn, organizer: Organizer, uows: UowsDep, state: StateDep
-    ) -> WebhookOut:
+    ) -> WebhookSet:
         with WEBHOOK_PROBLEMS.translating():
-            record = await set_webhook(
-                uows, state["webhooks"], organizer_id=organizer.user_id, event_id=event_id, url=body.url
+            new = await set_webhook(
+                uows,
+                state["webhooks"],
+                signing_key=state["settings"].webhook_signing_key,
+                organizer_id=organizer.user_id,
+                event_id=event_id,
+                url=body.url,
             )
-        return _represent(record)
+        return WebhookSet(**_represent(new.record).model_dump(), secret=new.secret)
 
     @api.get("/events/{event_id}/webhook", response_model=WebhookOut)
     async def read(event_id: uuid.UUID, organizer: Organizer, uows: UowsDep) -> WebhookOut:
@@ -88,5 +112,18 @@ def build_webhooks_router() -> APIRouter:
         with WEBHOOK_PROBLEMS.translating():
             delivery = await ping_webhook(uows, state["webhooks"], organizer_id=organizer.user_id, event_id=event_id)
         return WebhookDelivery(status=delivery.status, redirects=delivery.redirects)
+
+    @api.get("/events/{event_id}/webhook/deliveries", response_model=Page[WebhookDeliveryAttemptOut])
+    async def deliveries(
+        event_id: uuid.UUID, organizer: Organizer, uows: UowsDep, limit: LimitQuery = 20, cursor: CursorQuery = None
+    ) -> Page[WebhookDeliveryAttemptOut]:
+        """Recent delivery attempts to this event's webhook, newest first (the event's organizer only)."""
+        before = decode_cursor(cursor, DELIVERY_KEY) if cursor else None
+        with WEBHOOK_PROBLEMS.translating():
+            rows = await list_deliveries(
+                uows, organizer_id=organizer.user_id, event_id=event_id, before=before, fetch=limit + 1
+            )
+        items, next_cursor = cut_page(rows, limit, lambda r: r.id, DELIVERY_KEY)
+        return Page[WebhookDeliveryAttemptOut](items=[_attempt(r) for r in items], next_cursor=next_cursor)
 
     return api

@@ -63,7 +63,10 @@ def build_lifespan(
             redis = open_redis(settings)
             resources.push_async_callback(redis.aclose)
             uows = UnitOfWorkFactories(
-                engines.primary, engines.replica if settings.replica_url else None, TransactionTimeouts.of(settings)
+                engines.primary,
+                engines.replica if settings.replica_url else None,
+                TransactionTimeouts.of(settings),
+                on_connection=engines.bounded(),  # no SET LOCAL where the connection carries the bounds
             )
             replica_router = ReplicaRouter(
                 primary=engines.primary,

@@ -3,9 +3,16 @@
 Why these options: asyncpg's ``timeout`` bounds connecting and ``command_timeout`` bounds every statement, so a
 frozen server costs seconds, not forever; ``pool_timeout`` bounds the wait for a free connection; ``pool_pre_ping``
 is off because readiness checks find a dead database, and a ping on every checkout would double round trips.
-Engines connect lazily, so the app starts while PostgreSQL is still down. With ``db_transaction_pooler`` the
-primary is reached through PgBouncer in transaction mode and no prepared statement outlives its transaction.
-See notes/postgres.md, notes/fastapi.md ("Readiness") and notes/db_scaling.md ("Pooling").
+Engines connect lazily, so the app starts while PostgreSQL is still down.
+
+Why the server-side bounds (``lock_timeout``, ``statement_timeout``) travel in the startup packet
+(``server_settings``): every connection carries them from its first byte, so a read is bounded without a statement
+of its own (one autocommit round trip, app/services/unit_of_work.py) and a write without a ``SET LOCAL``. With
+``db_transaction_pooler`` the primary is reached through PgBouncer in transaction mode: PgBouncer 1.18 refuses
+startup parameters it does not know, and a session ``SET`` would follow the server connection to other clients, so
+there the bounds stay per transaction and no prepared statement outlives its transaction.
+See notes/postgres.md ("Plans, indexes and timeouts"), notes/fastapi.md ("Readiness") and notes/db_scaling.md
+("Pooling").
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ def build_engine(dsn: PostgresDsn, settings: Settings, *, transaction_pooler: bo
     }
     if transaction_pooler:
         connect_args.update(TRANSACTION_POOLER_ARGS)
+    else:
+        connect_args["server_settings"] = session_timeouts(settings)
     engine = create_async_engine(
         asyncpg_url(dsn),
         pool_size=settings.db_pool_size,
@@ -46,6 +55,15 @@ def build_engine(dsn: PostgresDsn, settings: Settings, *, transaction_pooler: bo
     )
     event.listen(engine.sync_engine, "do_connect", _connect_or_unreachable)
     return engine
+
+
+def session_timeouts(settings: Settings) -> dict[str, str]:
+    """The server-side bounds every direct connection starts with (milliseconds, as PostgreSQL reads a bare
+    number for these two)."""
+    return {
+        "lock_timeout": str(settings.db_lock_timeout_ms),
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+    }
 
 
 class DatabaseUnreachable(Exception):
@@ -81,16 +99,24 @@ TRANSACTION_POOLER_ARGS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Engines:
-    """``replica`` is the primary itself when no replica is configured."""
+    """``replica`` is the primary itself when no replica is configured. ``primary_bounded``: the primary's
+    connections carry the server-side timeouts from their start (False behind a transaction pooler); the replica's
+    always do."""
 
     primary: AsyncEngine
     replica: AsyncEngine
+    primary_bounded: bool = True
+
+    def bounded(self) -> tuple[AsyncEngine, ...]:
+        """The engines whose connections carry the server-side timeouts from their start."""
+        replica = (self.replica,) if self.replica is not self.primary else ()
+        return (self.primary, *replica) if self.primary_bounded else replica
 
     @classmethod
     def open(cls, settings: Settings) -> Engines:
         primary = build_engine(settings.database_url, settings, transaction_pooler=settings.db_transaction_pooler)
         replica = build_engine(settings.replica_url, settings) if settings.replica_url else primary
-        return cls(primary=primary, replica=replica)
+        return cls(primary=primary, replica=replica, primary_bounded=not settings.db_transaction_pooler)
 
     async def dispose(self) -> None:
         if self.replica is not self.primary:

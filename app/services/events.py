@@ -128,8 +128,8 @@ async def create_event(uows: UnitOfWorkFactory, organizer_id: uuid.UUID, new: Ne
 
 async def find_event(uows: UnitOfWorkFactory, event_id: uuid.UUID) -> EventRecord | None:
     """The event, or None when no event has this id (the cache stores that answer too)."""
-    async with uows() as uow:  # read inside: leaving the unit of work rolls back, which expires loaded objects
-        event = await uow.session.get(Event, event_id)
+    async with uows.read() as session:  # one autocommit statement; record it before the session closes
+        event = await session.get(Event, event_id)
         return None if event is None else _record(event)
 
 
@@ -137,8 +137,8 @@ async def count_available_seats(uows: UnitOfWorkFactory, event_id: uuid.UUID) ->
     """How many seats of the event are available now; None when no event has this id."""
     available = func.count().filter(Seat.status == SeatStatus.AVAILABLE)
     query = select(func.count(), available).where(Seat.event_id == event_id)
-    async with uows() as uow:
-        seats, free = (await uow.session.execute(query)).one()
+    async with uows.read() as session:
+        seats, free = (await session.execute(query)).one()
     return int(free) if seats else None
 
 
@@ -174,8 +174,8 @@ async def list_events(
     uows: UnitOfWorkFactory, where: EventFilter, after: EventKey | None, fetch: int
 ) -> list[EventListing]:
     """Up to ``fetch`` events after the key ``after``, in ``(starts_at, id)`` order, with live seat counts."""
-    async with uows() as uow:
-        rows = (await uow.session.execute(listing_query(where, after, fetch))).mappings().all()
+    async with uows.read() as session:
+        rows = (await session.execute(listing_query(where, after, fetch))).mappings().all()
     return [EventListing(**row) for row in rows]
 
 
@@ -216,8 +216,8 @@ async def list_seats(uows: UnitOfWorkFactory, event_id: uuid.UUID) -> list[SeatR
         .where(Seat.event_id == event_id)
         .order_by(Seat.row, Seat.number)
     )
-    async with uows() as uow:
-        rows = (await uow.session.execute(query)).all()
+    async with uows.read() as session:
+        rows = (await session.execute(query)).all()
     if not rows:
         raise EventNotFoundError(event_id)
     return [SeatRecord(id=r.id, row=r.row, number=r.number, status=SeatStatus(r.status)) for r in rows]

@@ -15,16 +15,28 @@ is ``SET LOCAL``) as its first statement, so they end with the transaction and n
 the pooled connection. A writer queued behind a row lock gives up after ``lock_timeout`` (SQLSTATE 55P03) and any
 statement after ``statement_timeout`` (57014), both well inside the client's ``command_timeout`` and the edge's
 5 s, so the caller gets a clear problem instead of a hang — and a background job gets the same error instead of
-pinning a connection. See notes/postgres.md, "Contention" and "Plans, indexes and timeouts".
+pinning a connection. When the engine's connections already carry those bounds from their startup packet
+(app/db/engines.py: every engine but a transaction pooler's), the factory is built without them and no statement
+is spent on them.
+
+Why ``read()`` beside the unit of work, from the same factory: a read of one row or one page is one statement,
+and wrapping it in ``BEGIN`` … ``ROLLBACK`` costs three round trips for one. ``read()`` gives a session on an
+autocommit connection: the statement is its own transaction, bounded by the connection's timeouts, and the read is
+one round trip. It refuses to flush, so it cannot write. Where the bounds can only be set per transaction (behind
+the pooler) ``read()`` is an ordinary unit of work that rolls back. A read of several statements that must agree
+with each other is a unit of work, not ``read()``. See notes/postgres.md, "One read, one round trip".
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.settings import Settings
@@ -100,19 +112,48 @@ class UnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine, timeouts: TransactionTimeouts | None) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self._autocommit = async_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False, autoflush=False
+        )
         self._timeouts = timeouts
 
     def __call__(self) -> UnitOfWork:
         return UnitOfWork(self._sessions, self._timeouts)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only: each statement its own autocommit transaction, one round trip; a unit of work
+        that rolls back where the timeouts must be set per transaction."""
+        if self._timeouts is not None:
+            async with self() as uow:
+                yield uow.session
+            return
+        async with self._autocommit() as session:
+            event.listen(session.sync_session, "before_flush", _refuse_writes)
+            yield session
+
+
+def _refuse_writes(session: Any, flush_context: Any, instances: Any) -> None:
+    raise RuntimeError("a read cannot write: open a unit of work with `uows()`")
 
 
 class UnitOfWorkFactories:
     """The primary's factory (every write, every background job) and, when there is one, the replica's (reads the
     ReplicaRouter sends there); ``on(engine)`` is the factory of the engine the router picked."""
 
-    def __init__(self, primary: AsyncEngine, replica: AsyncEngine | None, timeouts: TransactionTimeouts) -> None:
-        self.primary = UnitOfWorkFactory(primary, timeouts)
-        self.replica = UnitOfWorkFactory(replica, timeouts) if replica is not None else None
+    def __init__(
+        self,
+        primary: AsyncEngine,
+        replica: AsyncEngine | None,
+        timeouts: TransactionTimeouts,
+        *,
+        on_connection: Iterable[AsyncEngine] = (),
+    ) -> None:
+        """``timeouts`` are set per transaction, except on the engines ``on_connection`` names: their connections
+        carry them from the start (``Engines.bounded()``)."""
+        bounded = set(on_connection)
+        self.primary = UnitOfWorkFactory(primary, None if primary in bounded else timeouts)
+        self.replica = None if replica is None else UnitOfWorkFactory(replica, None if replica in bounded else timeouts)
 
     def on(self, engine: AsyncEngine) -> UnitOfWorkFactory:
         for factory in (self.primary, self.replica):

@@ -1,4 +1,5 @@
-"""No N+1: the event list and ``/me/bookings`` send the same number of statements for a page of 5 or of 50.
+"""No N+1: the event list and ``/me/bookings`` send the same number of statements for a page of 5 or of 50; and an
+uncached event read is one round trip to PostgreSQL.
 
 Each use case runs as the app runs it (units of work from a ``UnitOfWorkFactory`` with the per-transaction timeouts)
 on an engine whose ``before_cursor_execute`` hook records every statement (tests/statement_log.py). The count is
@@ -6,6 +7,12 @@ exact: the ``set_config`` of the timeouts, then one statement for the page, its 
 lazy load per row, or a query per event for its seats, would make 50 rows cost 45 statements more than 5. The data
 is this module's own (one organizer who is also the buyer, 60 events in a city nobody else uses, a booking per
 event), in the session's database. See notes/postgres.md, "Plans, indexes and timeouts".
+
+The round trip is counted on the wire (tests/pg_wire.py: a relay that records every message the driver sends), as
+the app's own engine (``build_engine``: the timeouts in the startup packet) and factory make it: one Bind, one
+Execute, one Sync, with no ``BEGIN``, ``set_config`` or ``ROLLBACK`` around it; the same read inside a unit of work
+with per-transaction timeouts (what every read did before, and what a transaction pooler still needs) costs four.
+See notes/postgres.md, "One read, one round trip".
 """
 
 from __future__ import annotations
@@ -17,13 +24,18 @@ from dataclasses import dataclass
 
 import asyncpg
 import pytest
+from pydantic import PostgresDsn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app.db.engines import build_engine
+from app.db.models import Event
 from app.services.bookings import list_bookings
-from app.services.events import EventFilter, list_events
-from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactory
+from app.services.events import EventFilter, find_event, list_events
+from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactories, UnitOfWorkFactory
+from app.settings import Settings
 from stack.native.stack import NativeStack
+from tests.pg_wire import WireRecorder
 from tests.private_database import sqlalchemy_url
 from tests.statement_log import recorded_statements
 
@@ -102,3 +114,41 @@ async def test_my_bookings_sends_the_same_statements_for_any_page_size(shop: Sho
         assert all(len(booking.seat_ids) == 2 for booking in page)  # seat ids came with the page
         counts[size] = len(statements)
     assert counts == dict.fromkeys(SIZES, STATEMENTS_PER_PAGE)
+
+
+async def test_an_uncached_event_read_is_one_round_trip_bounded_by_its_connection(
+    stack: NativeStack, shop: Shop
+) -> None:
+    conn = await asyncpg.connect(stack.primary.direct_url)
+    try:
+        event_id = await conn.fetchval("SELECT id FROM event WHERE city = $1 LIMIT 1", shop.city)
+    finally:
+        await conn.close()
+    async with WireRecorder(stack.primary.port).running() as wire:
+        url = stack.primary.direct_url.replace(f":{stack.primary.port}/", f":{wire.port}/")
+        settings = Settings(database_url=PostgresDsn(url), db_lock_timeout_ms=1234, db_statement_timeout_ms=3456)
+        engine = build_engine(settings.database_url, settings)
+        uows = UnitOfWorkFactories(engine, None, TransactionTimeouts.of(settings), on_connection=(engine,)).primary
+        try:
+            await find_event(uows, uuid.uuid4())  # connect, the dialect's first queries, the statement prepared
+            wire.messages.clear()
+            record = await find_event(uows, event_id)
+            assert record is not None
+            assert record.id == event_id
+            assert (wire.messages, wire.round_trips()) == (["B", "E", "S"], 1)
+
+            async with uows.read() as session:  # the bounds came with the connection, not with a statement
+                bounds = (
+                    await session.execute(
+                        text("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
+                    )
+                ).one()
+            assert tuple(bounds) == ("1234ms", "3456ms")
+
+            wire.messages.clear()
+            async with UnitOfWorkFactory(engine, TIMEOUTS)() as uow:  # the read as a transaction with SET LOCAL
+                assert await uow.session.get(Event, event_id) is not None
+            assert wire.round_trips() == 4  # BEGIN, set_config, the SELECT, ROLLBACK
+            assert wire.messages.count("Q") == 2
+        finally:
+            await engine.dispose()

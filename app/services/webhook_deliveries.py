@@ -87,7 +87,7 @@ class WebhooksConsumer:
         status: int | None = None
         try:
             delivery = await self._sender.deliver(
-                hook.url, body, lambda raw: signature_headers(secret, message.id, int(time.time()), raw)
+                hook.url, body, lambda raw: signature_headers(secret, str(message.id), int(time.time()), raw)
             )
             status = delivery.status
             error = None if 200 <= status < 300 else f"the receiver answered {status}"

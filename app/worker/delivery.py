@@ -6,6 +6,13 @@ crash between the commit and the ack also redelivers, and the redelivered copy f
 acknowledged: at-least-once on the wire, exactly once in effect. The inbox insert comes first, so two copies handled
 at once by two workers serialise on its primary key, and the second waits, then finds the row.
 
+Why an unreachable database is waited for in place and not retried through the tiers: it is not the message's
+fault, and every message would fail the same way, so an outage longer than the tiers would park the whole backlog.
+The handler keeps the delivery (unacknowledged) and runs the transaction again under full-jitter backoff
+(app/resilience/retry.py) until the database answers or the worker stops; the queue grows meanwhile, which is the
+backlog an operator watches. RabbitMQ's ``consumer_timeout`` (30 min by default) bounds how long a delivery may stay
+unacknowledged: past it the broker closes the channel and redelivers (notes/rabbitmq.md, "Consumer timeout").
+
 Why a failure is republished rather than rejected: dead-lettering cannot change a header, and the tier is chosen by
 how often the message has failed (``x-refstack-failures``). The copy goes to the consumer's next retry queue (or its
 parking lot after the last tier) with publisher confirms and ``mandatory``, and only when the broker has confirmed
@@ -26,11 +33,14 @@ from aio_pika import DeliveryMode, Message
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 
+from app.db.engines import DatabaseUnreachable
 from app.db.models import InboxEntry
 from app.messaging.consumer import Consumer
 from app.messaging.envelope import Envelope
 from app.messaging.topology import ConsumerQueues
+from app.resilience.retry import full_jitter_retrying
 from app.services.unit_of_work import UnitOfWorkFactory
 from app.worker.metrics import WorkerMetrics
 
@@ -39,6 +49,17 @@ log = structlog.get_logger(__name__)
 FAILURES_HEADER = "x-refstack-failures"
 ERROR_HEADER = "x-refstack-error"
 _ERROR_CHARS = 500
+# Waiting for the database: attempts are bounded only by the stop (a cancelled handler ends the wait)
+_DB_WAIT_ATTEMPTS = 1_000_000
+_DB_WAIT_BASE_S = 0.1
+_DB_WAIT_MAX_S = 2.0
+
+
+def database_down(error: BaseException) -> bool:
+    """No connection, a connection lost mid-transaction, or no answer within the client's command timeout."""
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated) or isinstance(error.orig, (OSError, TimeoutError))
+    return isinstance(error, (DatabaseUnreachable, OSError, TimeoutError))
 
 
 def failures_so_far(message: AbstractIncomingMessage) -> int:
@@ -84,7 +105,7 @@ class DeliveryHandler:
     async def _handle(self, message: AbstractIncomingMessage, envelope: Envelope) -> None:
         name = self.consumer.queue
         try:
-            applied = await self._apply_once(envelope)
+            applied = await self._apply_waiting_for_the_database(envelope)
         except Exception as error:  # any failure of the effect: the tiers decide what happens next
             failures = failures_so_far(message) + 1
             route = self.queues.after_failure(failures)
@@ -98,6 +119,24 @@ class DeliveryHandler:
         await message.ack()
         self.metrics.count(name, "applied" if applied else "duplicate")
         log.info("message_applied" if applied else "message_duplicate", redelivered=message.redelivered)
+
+    async def _apply_waiting_for_the_database(self, envelope: Envelope) -> bool:
+        retrying = full_jitter_retrying(
+            max_attempts=_DB_WAIT_ATTEMPTS,
+            deadline_s=None,
+            backoff_base_s=_DB_WAIT_BASE_S,
+            backoff_max_s=_DB_WAIT_MAX_S,
+            retry_if=database_down,
+        )
+        return bool(await retrying(self._apply_once_noting_an_outage, envelope))
+
+    async def _apply_once_noting_an_outage(self, envelope: Envelope) -> bool:
+        try:
+            return await self._apply_once(envelope)
+        except Exception as error:
+            if database_down(error):
+                log.warning("database_unreachable_waiting", error=str(error) or type(error).__name__)
+            raise
 
     async def _apply_once(self, envelope: Envelope) -> bool:
         """The inbox row and the effect in one transaction; False when the inbox already had this message."""

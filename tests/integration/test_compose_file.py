@@ -20,7 +20,7 @@ import yaml
 from stack.native.web import EdgeLimits
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SERVICES = {"postgres", "replica", "redis", "rabbitmq", "payments", "migrate", "app", "nginx"}
+DEFAULT_SERVICES = {"postgres", "replica", "redis", "rabbitmq", "payments", "migrate", "app", "worker", "nginx"}
 SENTINEL = {"redis-sentinel-primary", "redis-sentinel-replica-1", "redis-sentinel-replica-2"} | {
     f"redis-sentinel-{n}" for n in (1, 2, 3)
 }
@@ -160,6 +160,20 @@ def test_app_starts_only_after_migrations_ran_on_a_healthy_primary(resolved: dic
     assert condition(services["nginx"], "app") == "service_healthy"
 
 
+def test_the_worker_runs_the_same_image_after_migrations_with_its_own_readiness(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    worker = services["worker"]
+    assert worker["image"] == services["app"]["image"]
+    assert worker["command"] == ["python", "-m", "app.worker"]
+    assert condition(worker, "migrate") == "service_completed_successfully"
+    assert condition(worker, "rabbitmq") == "service_healthy"
+    port = worker["environment"]["REFSTACK_WORKER_HTTP_PORT"]
+    assert worker["environment"]["HEALTHCHECK_URL"] == f"http://127.0.0.1:{port}/health/ready"
+    assert {k: v for k, v in worker["environment"].items() if k.startswith("REFSTACK_") and "WORKER" not in k} == {
+        k: v for k, v in services["app"]["environment"].items() if k.startswith("REFSTACK_")
+    }
+
+
 def test_every_service_waited_on_as_healthy_has_a_healthcheck(resolved: dict[str, Any]) -> None:
     """Waiting on a service with no healthcheck fails at `up`; ours is in compose or in our own image."""
     services = resolved["services"]
@@ -184,7 +198,7 @@ def test_one_image_serves_app_migrations_and_simulator(resolved: dict[str, Any])
 
 
 def test_our_processes_run_on_a_read_only_root_with_no_capabilities(resolved: dict[str, Any]) -> None:
-    for name in ("app", "migrate", "payments"):
+    for name in ("app", "migrate", "payments", "worker"):
         service = resolved["services"][name]
         assert service["read_only"] is True, name
         assert service["tmpfs"] == ["/tmp"], name

@@ -62,6 +62,14 @@ def build_lifespan(
             resources.push_async_callback(engines.dispose)
             redis = open_redis(settings)
             resources.push_async_callback(redis.aclose)
+            event_caches = build_event_caches(redis, settings, metrics.cache)
+            invalidations = PeriodicJob(  # this worker's subscription, made again after a loss
+                "cache-invalidations",
+                settings.cache_invalidation_retry_s,
+                event_caches.invalidations.listen,
+                immediately=True,
+            )
+            await resources.enter_async_context(running(invalidations, metrics.jobs))
             uows = UnitOfWorkFactories(
                 engines.primary,
                 engines.replica if settings.replica_url else None,
@@ -119,7 +127,7 @@ def build_lifespan(
                 engines=engines,
                 uows=uows,
                 router=replica_router,
-                event_caches=build_event_caches(redis, settings, metrics.cache.observe),
+                event_caches=event_caches,
                 redis=redis,
                 rate_limiter=RateLimiter(redis, metrics.rate_limits),
                 amqp=amqp,

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     event_cache_missing_ttl_s: float = Field(default=2.0, gt=0)
     # The staleness bound of GET /events/{id}/availability after a hold or a booking
     availability_cache_ttl_s: float = Field(default=1.0, gt=0, le=10.0)
+    # Two levels (notes/redis.md, "Two levels: a worker's memory in front of Redis"): each worker holds up to
+    # local_cache_max_entries events and list pages (0: no first level) for at most local_cache_ttl_s, the bound on
+    # staleness when an invalidation message is lost; a lost subscription is made again after the retry interval
+    local_cache_ttl_s: float = Field(default=1.0, gt=0, le=10.0)
+    local_cache_max_entries: int = Field(default=10_000, ge=0, le=1_000_000)
+    cache_invalidation_retry_s: float = Field(default=0.5, gt=0, le=10.0)
     amqp_timeout_s: float = Field(default=2.0, gt=0)
     amqp_reconnect_interval_s: float = Field(default=5.0, gt=0)
     health_check_timeout_s: float = Field(default=1.0, gt=0, le=1.0)

@@ -6,8 +6,12 @@ Why these rows: the cache exists to make the hot read cheap, and a number in req
 no Redis), so each row's ratio to it says what the read costs beyond the path itself. The miss row reads ids
 nobody read before (the lock, the query and the store, every time). The list rows read one city's first page of
 20: anonymous (a shared page, 1 s) and signed in (never cached: the router and the query every time). The stampede
-row empties the hot key and fires 200 concurrent reads; its loads are the router's own count
-(``db_reads_routed_total``, every worker), which moves once per database read. See notes/redis.md, "Cache-aside".
+row fires 200 concurrent reads of an event nobody has read; its loads are the router's own count
+(``db_reads_routed_total``, every worker), which moves once per database read. The invalidation row patches an
+event through one worker and reads it through the other on the app's own port until the new title comes back
+(bench/worker_connections.py pins a connection to each): how long the other worker's memory hid the write. With
+``REFSTACK_LOCAL_CACHE_MAX_ENTRIES=0`` in the environment the app runs without the first level, for a before/after
+comparison. See notes/redis.md, "Cache-aside" and "Two levels: a worker's memory in front of Redis".
 
 Run: ``make bench`` or ``.venv/bin/python -m bench.cache [--seconds 5 --in-flight 32]``.
 """
@@ -23,14 +27,16 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from redis.asyncio import Redis
 
 from bench.catalogue import city, load_events
 from bench.through_nginx import account, percentile, run_on_a_private_stack
+from bench.worker_connections import two_workers
 from stack.native.stack import NativeStack
 
 MISS_EVENTS = 20_000
 STAMPEDE = 200
+PATCHES = 50
+SEEN_WITHIN_S = 5.0
 
 Request = tuple[str, dict[str, str]]
 
@@ -103,9 +109,13 @@ async def run(stack: NativeStack, seconds: float, in_flight: int) -> None:
             ("list page, anonymous", await load(client, repeat((page, {})), seconds, in_flight)),
             ("list page, signed in", await load(client, repeat((page, signed_in)), seconds, in_flight)),
         ]
+        organizer = await account(client, stack, organizer=True)
+        created = await client.post("/api/v1/events", headers=organizer, json=EVENT)
+        created.raise_for_status()
+    delays = await asyncio.to_thread(invalidation_delays, stack, f"/api/v1/events/{created.json()['id']}", organizer)
     stampede_limits = httpx.Limits(max_connections=STAMPEDE, max_keepalive_connections=STAMPEDE)
     async with httpx.AsyncClient(base_url=stack.nginx.url, timeout=30, limits=stampede_limits) as client:
-        loads, statuses, control = await stampede(client, stack, path)
+        loads, statuses, control = await stampede(client, stack, f"/api/v1/events/{next(cold)}")
 
     floor = phases[0][1]
     floor_p99 = percentile(floor.latencies, 0.99)
@@ -121,6 +131,47 @@ async def run(stack: NativeStack, seconds: float, in_flight: int) -> None:
         f"stampede: {STAMPEDE} concurrent misses on one key -> {loads:.0f} database read(s); statuses {dict(statuses)}"
     )
     print(f"the same burst on /health/live (the edge alone): statuses {dict(control)}")
+    p50, p99 = percentile(delays, 0.5) * 1000, percentile(delays, 0.99) * 1000
+    print(
+        f"patch through one worker, read through the other until it shows: {PATCHES} patches,"
+        f" p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(delays) * 1000:.1f} ms"
+    )
+
+
+EVENT = {
+    "title": "Invalidation bench",
+    "city": "Benchtown",
+    "venue": "Hall A",
+    "starts_at": "2027-06-01T20:00:00+00:00",
+    "price_cents": 4500,
+    "rows": 1,
+    "seats_per_row": 1,
+}
+
+
+def invalidation_delays(stack: NativeStack, path: str, organizer: dict[str, str]) -> list[float]:
+    """``PATCHES`` times: the reader's worker reads the event (and holds it), the writer's worker patches it, then the
+    reader's worker is read until it answers the new title. Each delay runs from the patch's answer to the start of
+    the first read that showed it (about 0 when the first read after the patch already did)."""
+    delays: list[float] = []
+    with two_workers(stack.app.url) as (writer, reader):
+        for n in range(PATCHES):
+            reader.request("GET", path)
+            etag = writer.request("GET", path, headers=organizer)[1]["etag"]
+            status, _, body = writer.request(
+                "PATCH", path, headers={**organizer, "If-Match": etag}, body={"title": f"Take {n}"}
+            )
+            if status != 200:
+                raise RuntimeError(f"patch {n}: {status} {body}")
+            answered = time.perf_counter()
+            while True:
+                began = time.perf_counter()
+                if reader.request("GET", path)[2]["title"] == f"Take {n}":
+                    break
+                if began - answered > SEEN_WITHIN_S:
+                    raise RuntimeError(f"patch {n} not seen by the other worker within {SEEN_WITHIN_S} s")
+            delays.append(began - answered)
+    return delays
 
 
 async def burst(client: httpx.AsyncClient, path: str) -> Counter[int]:
@@ -131,15 +182,11 @@ async def burst(client: httpx.AsyncClient, path: str) -> Counter[int]:
 async def stampede(
     client: httpx.AsyncClient, stack: NativeStack, path: str
 ) -> tuple[float, Counter[int], Counter[int]]:
-    """Empty the hot key and fire ``STAMPEDE`` reads at once: the database reads the workers made, the statuses, and
-    the statuses of the same burst on ``/health/live`` (what the edge itself does with 200 new connections)."""
+    """Fire ``STAMPEDE`` reads at once of an event nobody has read (in no worker's memory, not in Redis): the
+    database reads the workers made, the statuses, and the statuses of the same burst on ``/health/live`` (what the
+    edge itself does with 200 new connections)."""
     metrics_url = f"{stack.app.url}/metrics"
     control = await burst(client, "/health/live")
-    redis = Redis.from_url(f"redis://127.0.0.1:{stack.redis.port}/0")
-    try:
-        await redis.delete(f"refstack:cache:{{event:{path.rsplit('/', 1)[1]}}}")
-    finally:
-        await redis.aclose()
     before = await database_reads(client, metrics_url)
     statuses = await burst(client, path)
     return await database_reads(client, metrics_url) - before, statuses, control

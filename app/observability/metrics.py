@@ -209,22 +209,76 @@ def build_job_metrics(registry: CollectorRegistry) -> JobMetrics:
 
 @dataclass(frozen=True)
 class CacheMetrics:
-    """Requests to each Redis cache (app/cache/aside.py), by outcome: hit, coalesced (joined this worker's lookup of
-    the same key), miss (won the fill lock and loaded), refresh (reloaded ahead of expiry), refresh-failed (the reload
-    failed: served the still-valid entry), waited (read another reader's fill), gave-up (the fill did not come in
-    time: loaded), redis-down (loaded without the cache), and store-failed per refused store. See notes/redis.md,
-    "Cache-aside"."""
+    """Both levels of each cache. Redis (app/cache/aside.py): every request that reached it, by outcome: hit,
+    coalesced (joined this worker's lookup of the same key), miss (won the fill lock and loaded), refresh (reloaded
+    ahead of expiry), refresh-failed (the reload failed: served the still-valid entry), waited (read another reader's
+    fill), gave-up (the fill did not come in time: loaded), redis-down (loaded without the cache), and store-failed
+    per refused store. This worker's memory (app/cache/local.py): lookups by outcome (hit: answered with no Redis
+    round trip; miss: went on to Redis), evictions by reason (lru, expired, invalidated, flushed), entries held.
+    The invalidation channel (app/cache/invalidation.py): messages received, subscriptions made and lost, and per
+    worker whether it is subscribed now. See notes/redis.md, "Cache-aside" and "Two levels"."""
 
     requests: Counter
+    local_lookups: Counter
+    local_evictions: Counter
+    local_size: Gauge
+    invalidations: Counter
+    subscribed: Gauge
 
     def observe(self, cache: str, outcome: str) -> None:
         self.requests.labels(cache=cache, outcome=outcome).inc()
+
+    def local_lookup(self, cache: str, outcome: str) -> None:
+        self.local_lookups.labels(cache=cache, outcome=outcome).inc()
+
+    def local_evicted(self, cache: str, reason: str, entries: int = 1) -> None:
+        self.local_evictions.labels(cache=cache, reason=reason).inc(entries)
+
+    def local_entries(self, cache: str, entries: int) -> None:
+        self.local_size.labels(cache=cache).set(entries)
+
+    def invalidation(self, outcome: str) -> None:
+        self.invalidations.labels(outcome=outcome).inc()
+
+    def subscription(self, *, live: bool) -> None:
+        self.subscribed.set(1.0 if live else 0.0)
 
 
 def build_cache_metrics(registry: CollectorRegistry) -> CacheMetrics:
     return CacheMetrics(
         requests=Counter(
             "cache_requests", "Requests to each Redis cache, by outcome.", ["cache", "outcome"], registry=registry
+        ),
+        local_lookups=Counter(
+            "cache_local_lookups",
+            "Lookups in each worker's in-process cache, by outcome (hit, miss).",
+            ["cache", "outcome"],
+            registry=registry,
+        ),
+        local_evictions=Counter(
+            "cache_local_evictions",
+            "Entries dropped from each worker's in-process cache, by reason.",
+            ["cache", "reason"],
+            registry=registry,
+        ),
+        local_size=Gauge(
+            "cache_local_entries",
+            "Entries (and invalidation floors) held in the workers' in-process caches.",
+            ["cache"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        ),
+        invalidations=Counter(
+            "cache_invalidations",
+            "The cache invalidation channel: messages received, subscriptions made and lost.",
+            ["outcome"],
+            registry=registry,
+        ),
+        subscribed=Gauge(
+            "cache_invalidation_subscribed",
+            "1 while this worker is subscribed to the cache invalidation channel.",
+            registry=registry,
+            multiprocess_mode="liveall",
         ),
     )
 

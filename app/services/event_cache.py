@@ -7,7 +7,12 @@ by ``availability_cache_ttl_s`` alone, and nothing on the hold or booking path h
 carries seat counts too, so it lives as long as availability; its key also holds a generation that every create
 and patch bumps, so a new or changed event retires every cached page at once instead of a page per key. Only
 anonymous readers use it: a signed-in reader may be owed its own write (read-your-writes), which a page filled
-by someone else from a lagging replica could hide. See notes/redis.md, "Cache-aside".
+by someone else from a lagging replica could hide.
+
+Two levels: the event and the list pages (with the list's generation) are also held in each worker's memory for
+``local_cache_ttl_s`` (app/cache/local.py), kept coherent by one invalidation channel (app/cache/invalidation.py)
+whose ``listen`` the lifespan runs. Availability is not: its bound is its own short TTL, and a second level would
+add to it. See notes/redis.md, "Cache-aside" and "Two levels: a worker's memory in front of Redis".
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from app.cache.aside import CacheAside, CachePolicy, CacheUnavailableError, Codec, Generation, Observe
+from app.cache.aside import CacheAside, CachePolicy, CacheUnavailableError, Codec, Generation, generation_cache
+from app.cache.invalidation import InvalidationListener
+from app.cache.local import LocalCache
+from app.observability.metrics import CacheMetrics
 from app.services.events import EventFilter, EventKey, EventListing, EventRecord
 from app.settings import Settings
 
@@ -63,9 +72,10 @@ class EventCaches:
     events: CacheAside[EventRecord]
     availability: CacheAside[int]
     lists: EventLists
+    invalidations: InvalidationListener
 
 
-def build_event_caches(redis: Redis, settings: Settings, observe: Observe) -> EventCaches:
+def build_event_caches(redis: Redis, settings: Settings, metrics: CacheMetrics) -> EventCaches:
     def policy(ttl_s: float, missing_ttl_s: float) -> CachePolicy:
         return CachePolicy(
             ttl_s=ttl_s,
@@ -75,13 +85,28 @@ def build_event_caches(redis: Redis, settings: Settings, observe: Observe) -> Ev
             wait_s=settings.cache_fill_wait_s,
         )
 
+    locals_: dict[str, LocalCache[Any]] = {}
+
+    def local(name: str) -> LocalCache[Any] | None:
+        if not settings.local_cache_max_entries:
+            return None
+        held: LocalCache[Any] = LocalCache(
+            name, max_entries=settings.local_cache_max_entries, ttl_s=settings.local_cache_ttl_s, metrics=metrics
+        )
+        locals_[name] = held
+        return held
+
     event_policy = policy(settings.event_cache_ttl_s, settings.event_cache_missing_ttl_s)
     availability_policy = policy(settings.availability_cache_ttl_s, min(settings.availability_cache_ttl_s, 1.0))
+    observe = metrics.observe
     return EventCaches(
-        events=CacheAside(redis, "event", event_policy, EVENT_CODEC, observe),
+        events=CacheAside(redis, "event", event_policy, EVENT_CODEC, observe, local("event")),
         availability=CacheAside(redis, "availability", availability_policy, COUNT_CODEC, observe),
         lists=EventLists(
-            pages=CacheAside(redis, "event-list", availability_policy, PAGE_CODEC, observe),
-            generation=Generation(redis, "event-list", settings.cache_redis_timeout_s),
+            pages=CacheAside(redis, "event-list", availability_policy, PAGE_CODEC, observe, local("event-list")),
+            generation=Generation(
+                redis, "event-list", settings.cache_redis_timeout_s, local(generation_cache("event-list"))
+            ),
         ),
+        invalidations=InvalidationListener(redis, locals_, metrics, settings.redis_timeout_s),
     )

@@ -3,8 +3,8 @@
 First in process (two breakers over one real Redis stand for two workers; the guarded call is a coroutine that
 fails or succeeds on cue, since the breaker is what is under test), then with the real 2-worker app of the session
 stack: failures seen by one worker open the circuit for the other, and with Redis cut each worker falls back to its
-own breaker and says so at /metrics. Which worker serves a connection is read from the kernel (``ss -p`` names the
-process that holds the accepted socket), so no test relies on how the kernel spreads connections over workers.
+own breaker and says so at /metrics. Which worker serves a connection is read from the kernel
+(bench/worker_connections.py), so no test relies on how the kernel spreads connections over workers.
 See notes/redis.md, "One breaker for all workers".
 """
 
@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from http.client import HTTPConnection
-from urllib.parse import urlsplit
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -26,6 +24,7 @@ from app.cache.client import open_redis
 from app.resilience.breaker import AsyncCircuitBreaker, CircuitOpen
 from app.resilience.shared_circuit import RedisCircuitState
 from app.settings import Settings
+from bench.worker_connections import WorkerConnection, two_workers
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, new_user
 from tests.bookings import held, program
@@ -216,56 +215,15 @@ async def test_without_redis_the_breaker_is_the_processs_own_and_sends_nothing()
 # --- the real 2-worker app ---------------------------------------------------------------------------------------
 
 
-class WorkerConnection:
-    """One kept-alive connection to the app's own port, and the PID of the worker that accepted it."""
-
-    def __init__(self, stack: NativeStack) -> None:
-        address = urlsplit(stack.app.url)
-        assert address.hostname is not None
-        assert address.port is not None
-        self.app_port = address.port
-        self.connection = HTTPConnection(address.hostname, address.port, timeout=10)
-        self.connection.connect()
-        assert self.connection.sock is not None
-        self.local_port = int(self.connection.sock.getsockname()[1])
-        self.pid = self.serving_pid()
-
-    def serving_pid(self) -> int:
-        """The process holding the server side of this connection, as the kernel says (``ss -p``)."""
-        query = f"( sport = :{self.app_port} and dport = :{self.local_port} )"
-        shown = subprocess.run(["ss", "-Htnp", "state", "established", query], capture_output=True, text=True)
-        pids = {int(pid) for pid in re.findall(r"pid=(\d+)", shown.stdout)}
-        assert len(pids) == 1, shown.stdout
-        return pids.pop()
-
-    def book(self, user: ApiUser, hold_id: str) -> tuple[int, dict[str, str], dict[str, object]]:
-        """POST /api/v1/bookings on this connection; the connection must still be the same one afterwards."""
-        headers = {"Content-Type": "application/json", **user.headers}
-        self.connection.request("POST", "/api/v1/bookings", body=json.dumps({"hold_id": hold_id}), headers=headers)
-        response = self.connection.getresponse()
-        body = json.loads(response.read())
-        assert self.connection.sock is not None
-        assert self.connection.sock.getsockname()[1] == self.local_port
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-
-    def close(self) -> None:
-        self.connection.close()
-
-
 @pytest.fixture
 def connections(stack: NativeStack) -> Iterator[list[WorkerConnection]]:
-    """Two connections to the app held by two different workers (new connections until the kernel gives one)."""
-    first = WorkerConnection(stack)
-    opened = [first]
-    for _ in range(60):  # bounded: each new connection is accepted by either worker
-        other = WorkerConnection(stack)
-        opened.append(other)
-        if other.pid != first.pid:
-            break
-    assert opened[-1].pid != first.pid, "every new connection was accepted by the same worker"
-    yield [first, opened[-1]]
-    for connection in opened:
-        connection.close()
+    with two_workers(stack.app.url) as pinned:
+        yield pinned
+
+
+def book(connection: WorkerConnection, user: ApiUser, hold_id: str) -> tuple[int, dict[str, str], Any]:
+    """POST /api/v1/bookings on this worker's connection."""
+    return connection.request("POST", "/api/v1/bookings", headers=user.headers, body={"hold_id": hold_id})
 
 
 def provider_requests(simulator: str) -> int:
@@ -297,10 +255,10 @@ def test_failures_through_one_worker_open_the_breaker_for_the_other_worker(
     opened_before = opened_total(stack)
     program(simulator, error_rate=1.0)
     for _ in range(APP_FAIL_MAX):
-        assert worker_a.book(buyer, hold["id"])[0] == 503  # retries ran out: one failure each, all on worker A
+        assert book(worker_a, buyer, hold["id"])[0] == 503  # retries ran out: one failure each, all on worker A
     reached_provider = provider_requests(simulator)
 
-    status, headers, problem = worker_b.book(buyer, hold["id"])
+    status, headers, problem = book(worker_b, buyer, hold["id"])
     assert status == 503, problem
     assert "nothing was charged" in str(problem["detail"])  # refused before sending
     assert int(headers["retry-after"]) >= 1

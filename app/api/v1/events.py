@@ -7,8 +7,10 @@ and 412 when the event moved on; 403 for callers who may not write; 404 for ids 
 translate; the use cases live in app/services/events.py. The event and its availability are read through Redis
 (cache-aside, app/services/event_cache.py): create and patch write the new version through after their commit, and
 a client holding a newer version than the cache goes to the primary; anonymous list pages are cached for as long as
-availability, and every create and patch retires them. See notes/rest_design.md and notes/redis.md,
-"Cache-aside".
+availability, and every create and patch retires them. Each worker also holds events and pages in its memory
+(the first level) until another worker's write is announced: an organizer, the only caller who can be owed an
+event's write, reads past it (the write-through reached Redis before the write answered). See
+notes/rest_design.md and notes/redis.md, "Cache-aside" and "Two levels: a worker's memory in front of Redis".
 """
 
 from __future__ import annotations
@@ -138,11 +140,20 @@ def build_events_router() -> APIRouter:
 
     @api.get("/events/{event_id}", response_model=EventOut)
     async def read(
-        event_id: uuid.UUID, reads: ReadsDep, state: StateDep, response: Response, if_none_match: IfNoneMatch = None
+        event_id: uuid.UUID,
+        reads: ReadsDep,
+        state: StateDep,
+        user: MaybeUser,
+        response: Response,
+        if_none_match: IfNoneMatch = None,
     ) -> EventOut | Response:
         cache = state["event_caches"].events
+        # Only organizers write events: only they may be owed a write this worker has not heard of yet
+        local = user is None or user.role != "organizer"
         with EVENT_PROBLEMS.translating():
-            record = await cache.get(str(event_id), lambda: reads.run(lambda uows: find_event(uows, event_id)))
+            record = await cache.get(
+                str(event_id), lambda: reads.run(lambda uows: find_event(uows, event_id)), local=local
+            )
             # Neither the cache nor a replica behind this client's copy may hand it an older version (nor a 200 for
             # a 304): the primary answers, and its version goes into the cache.
             if _newest_known(if_none_match, event_id) > (record.version if record is not None else 0):

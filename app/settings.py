@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     webhook_max_redirects: int = Field(default=3, ge=0, le=10)
     outbound_resolve_timeout_s: float = Field(default=1.0, gt=0, le=5.0)
     # Each webhook's signing secret is HMAC(this key, the webhook's salt): the database alone cannot sign
-    # (notes/security.md, "Signed webhooks"); refused in production while it is the published demo value
+    # (notes/rabbitmq.md, "What users receive"); refused in production while it is the published demo value
     webhook_signing_key: str = Field(default=DEMO_WEBHOOK_KEY, min_length=32)
 
     # The worker (`python -m app.worker`; notes/rabbitmq.md, "Retries, parking and poison messages"): a failed

@@ -180,7 +180,8 @@ class EventWebhook(Base):
 
 class InboxEntry(Base):
     """A message one consumer has applied, written in the transaction of its effect: a redelivered copy finds its
-    row and is acknowledged without a second effect (app/worker/delivery.py, notes/rabbitmq.md, "The inbox")."""
+    row and is acknowledged without a second effect (app/worker/delivery.py; notes/rabbitmq.md, "The worker and its
+    inbox")."""
 
     __tablename__ = "inbox"
 

@@ -11,7 +11,7 @@ Why derived and not stored: the worker must hold the raw secret to sign (an HMAC
 the database keeps only a random salt per webhook and the secret is ``HMAC(server key, salt)``. A copy of the
 database alone signs nothing; a leaked server key with the database does, so the key lives in the environment (a
 secret manager in production) like the JWT key, and rotating it re-keys every webhook at once. Pure functions, no
-IO. See notes/security.md, "Signed webhooks" and notes/rabbitmq.md, "Webhooks".
+IO. See notes/rabbitmq.md, "What users receive".
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ What is retried: a 5xx, 408, 429, a timeout or a connection failure (the receive
 status is the receiver's answer and is final (a 4xx will not change by asking again), recorded as ``failed``.
 The HTTP call happens inside the worker's transaction, so it holds one pooled connection for at most the sender's
 deadline (``webhook_deadline_s``); the webhooks queue's small prefetch bounds how many at once.
-See notes/rabbitmq.md, "What users receive", and notes/security.md, "Signed webhooks".
+See notes/rabbitmq.md, "What users receive".
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ graceful stop.
 Why one delivery at a time per consumer: it keeps a queue's order within one worker (a message is applied before
 the next one is taken) and bounds what the worker holds of the database pool to one connection per consumer;
 ``prefetch`` (app/worker/consumers.py) is then only the window that hides the broker round trip. Order still breaks
-across competing workers and on redelivery or retry (notes/rabbitmq.md, "Ordering").
+across competing workers and on redelivery or retry (notes/rabbitmq.md, "Ordering, and where it breaks").
 
 Why the stop looks like this: on SIGTERM each iterator is closed, which sends ``basic.cancel`` (no new deliveries)
 and returns the prefetched deliveries not yet started to the queue (``nack`` with requeue); the delivery being

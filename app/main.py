@@ -9,6 +9,7 @@ worker after the fork, so no pool or socket is ever shared across processes. See
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
@@ -34,52 +35,36 @@ from app.cache.rate_limiter import RateLimiter
 from app.db.engines import Engines
 from app.db.replica_router import ReplicaRouter
 from app.messaging.amqp_connection import AmqpConnection
-from app.messaging.confirmed_publisher import ConfirmedPublisher
-from app.messaging.outbox_listener import OutboxListener
-from app.messaging.outbox_relay import OutboxRelay, RelayBounds
 from app.notifications.webhook_sender import open_webhook_sender
 from app.observability.access import AccessLogMiddleware
 from app.observability.logging import configure_logging
 from app.observability.metrics import AppMetrics, exposition_registry
 from app.observability.request_id import RequestIdMiddleware
-from app.observability.trace_context import TraceContextMiddleware
 from app.payments.client import open_payments_client
+from app.resilience.breaker import AsyncCircuitBreaker
 from app.resilience.shared_circuit import SHARED_REFRESH_INTERVAL_S
 from app.security.passwords import PasswordHasher
 from app.services.event_cache import build_event_caches
 from app.services.reconciler import RECONCILER_LEASE, LeasedReconciler, PaymentReconciler
+from app.services.search import open_event_search
 from app.services.sweeper import HoldSweeper
-from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactories, UnitOfWorkFactory
+from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactories
 from app.settings import Settings
 from app.state import AppState
 
 
-@asynccontextmanager
-async def relaying(
-    settings: Settings, uows: UnitOfWorkFactory, amqp: AmqpConnection, metrics: AppMetrics
-) -> AsyncIterator[OutboxRelay]:
-    """The outbox relay, drained on every NOTIFY and polled as the safety net, and its pruner
-    (notes/rabbitmq.md, "The outbox and its relay")."""
-    publisher = ConfirmedPublisher(amqp, settings)
-    relay = OutboxRelay(uows, publisher, RelayBounds.of(settings), metrics.outbox)
-    listener = OutboxListener(
-        str(settings.outbox_listen_url or settings.database_url),
-        relay.drain,
-        connect_timeout_s=settings.db_connect_timeout_s,
-        backoff_max_s=settings.outbox_backoff_max_s,
+def watching(breaker: AsyncCircuitBreaker, metrics: AppMetrics) -> AbstractAsyncContextManager[asyncio.Task[None]]:
+    """The breaker's transitions and views on /metrics, refreshed from Redis by a periodic job so that /metrics tells
+    each worker's view even while no call is made."""
+    breaker.watch(metrics.breaker.transition)
+    breaker.watch_view(
+        lambda view: metrics.breaker.observe(
+            breaker=view.name, state=view.state, failures=view.failures, shared=view.shared
+        )
     )
-    poll = PeriodicJob("outbox-relay", settings.outbox_poll_interval_s, relay.drain, immediately=True)
-    prune = PeriodicJob(
-        "outbox-pruner",
-        settings.outbox_prune_interval_s,
-        lambda: relay.prune_once(older_than_s=settings.outbox_retention_s, batch=settings.outbox_prune_batch),
-    )
-    async with AsyncExitStack() as stack:
-        stack.push_async_callback(publisher.aclose)
-        await stack.enter_async_context(listener.running())
-        await stack.enter_async_context(running(poll, metrics.jobs))
-        await stack.enter_async_context(running(prune, metrics.jobs))
-        yield relay
+    metrics.breaker.state.labels(breaker=breaker.name).set(0.0)
+    name = f"{breaker.name}-breaker-refresh"
+    return running(PeriodicJob(name, SHARED_REFRESH_INTERVAL_S, breaker.refresh, immediately=True), metrics.jobs)
 
 
 def build_lifespan(
@@ -123,25 +108,17 @@ def build_lifespan(
             amqp = AmqpConnection(settings)
             amqp.start()
             resources.push_async_callback(amqp.aclose)
-            if settings.outbox_relay_enabled:  # stopped before the connection it publishes on is closed
-                await resources.enter_async_context(relaying(settings, uows.primary, amqp, metrics))
             if settings.sweeper_enabled:
                 sweeper = HoldSweeper(uows.primary, batch=settings.sweeper_batch)
                 sweep = PeriodicJob("hold-sweeper", settings.sweeper_interval_s, sweeper.sweep_once)
                 await resources.enter_async_context(running(sweep, metrics.jobs))
             payments = open_payments_client(settings, redis)  # one breaker state for every worker, kept in Redis
-            payments.breaker.watch(metrics.breaker.transition)
-            payments.breaker.watch_view(
-                lambda view: metrics.breaker.observe(
-                    breaker=view.name, state=view.state, failures=view.failures, shared=view.shared
-                )
-            )
-            metrics.breaker.state.labels(breaker=payments.breaker.name).set(0.0)
             resources.push_async_callback(payments.aclose)
-            breaker_refresh = PeriodicJob(  # /metrics tells each worker's view even while no charge is made
-                "payments-breaker-refresh", SHARED_REFRESH_INTERVAL_S, payments.breaker.refresh, immediately=True
-            )
-            await resources.enter_async_context(running(breaker_refresh, metrics.jobs))
+            await resources.enter_async_context(watching(payments.breaker, metrics))
+            search = open_event_search(settings, redis, metrics.search)  # PostgreSQL alone without elasticsearch_url
+            resources.push_async_callback(search.aclose)
+            if search.elasticsearch is not None:
+                await resources.enter_async_context(watching(search.elasticsearch.breaker, metrics))
             if settings.reconciler_enabled:  # stopped before the payments client it asks is closed
                 reconciler = PaymentReconciler(
                     uows.primary,
@@ -168,6 +145,7 @@ def build_lifespan(
                 passwords=PasswordHasher(),
                 payments=payments,
                 webhooks=webhooks,
+                search=search,
             )
 
     return lifespan
@@ -196,9 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_entry_router())
     app.include_router(build_metrics_router(exposition_registry(registry)))
 
-    # add_middleware wraps: the last added runs first. Request flows RequestId → TraceContext → SecurityHeaders →
-    # AccessLog → CORS (only with an allow-list) → Unhandled → BodySize, so even a 500 or a preflight carries the
-    # headers.
+    # add_middleware wraps: the last added runs first. Request flows RequestId → SecurityHeaders → AccessLog →
+    # CORS (only with an allow-list) → Unhandled → BodySize, so even a 500 or a preflight carries the headers.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(UnhandledErrorMiddleware)
     if settings.cors_allow_origins:
@@ -213,6 +190,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(AccessLogMiddleware, metrics=metrics.http)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(TraceContextMiddleware)  # after the request id is chosen: a Cause carries both
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -27,6 +27,13 @@ EVENTS = (
     ("Fado Night", "Lisbon", "Coliseu", 3500, 8, 15),
     ("Tech Keynote", "Lisbon", "Altice Arena", 0, 10, 25),
     ("Chopin Recital", "Warsaw", "Filharmonia", 6000, 6, 12),
+    # Worth searching (notes/elasticsearch.md): accents to fold, performers to misspell, cities to type half of
+    ("Brahms and Dvořák with the Tonhalle Orchestra", "Zürich", "Tonhalle", 7500, 8, 20),
+    ("Kraków Jazz Night: Tomasz Stańko Tribute", "Kraków", "Piec Art", 3000, 4, 10),
+    ("Mariza Sings Fado", "Lisbon", "Coliseu", 4500, 8, 15),
+    ("Mahler Symphony No. 5", "Berlin", "Philharmonie", 8000, 10, 20),
+    ("Rosalía Live", "Málaga", "Starlite", 6500, 10, 25),
+    ("Beethoven Piano Sonatas by Igor Levit", "München", "Isarphilharmonie", 5500, 6, 14),
 )
 
 

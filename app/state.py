@@ -20,6 +20,7 @@ from app.notifications.webhook_sender import WebhookSender
 from app.payments.client import PaymentsClient
 from app.security.passwords import PasswordHasher
 from app.services.event_cache import EventCaches
+from app.services.search import EventSearch
 from app.services.unit_of_work import UnitOfWorkFactories
 from app.settings import Settings
 
@@ -36,3 +37,4 @@ class AppState(TypedDict):
     passwords: PasswordHasher
     payments: PaymentsClient
     webhooks: WebhookSender
+    search: EventSearch

@@ -1,4 +1,4 @@
-"""``python -m stack up|status|down`` and ``python -m stack fault <service> <verb> [arg]``.
+"""``python -m stack up|status|down|reindex`` and ``python -m stack fault <service> <verb> [arg]``.
 
 Why a CLI next to the fixtures: a person reading notes/fault_tolerance.md should break the running ``make up``
 stack with the same verbs the tests use, and watch the app answer. See notes/docker.md.
@@ -151,6 +151,14 @@ def command_down(state: Path | None) -> None:
     print("stopped")
 
 
+def command_reindex(state: Path | None) -> None:
+    """Rebuild the running stack's Elasticsearch index (``python -m app.reindex`` with the app's configuration);
+    the app's own exit status, 1 when the stack has no Elasticsearch (notes/elasticsearch.md)."""
+    stack = running_stack(state)
+    env = {**os.environ, **stack.app_environment()}
+    sys.exit(subprocess.call([sys.executable, "-m", "app.reindex"], cwd=REPO, env=env))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line; tests/integration/test_printed_commands.py parses every command the project prints."""
     parser = argparse.ArgumentParser(prog=stack_command(), description="refstack's private service stack")
@@ -165,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("status", help="show every service, its PIDs and URL")
     commands.add_parser("down", help="stop the stack started with `up`")
+    commands.add_parser("reindex", help="rebuild the Elasticsearch index through its alias, with no downtime")
     fault = commands.add_parser("fault", help="break a running service: fault SERVICE VERB [MS]")
     fault.add_argument("service")
     fault.add_argument("verb")
@@ -181,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
             command_status(args.state)
         elif args.command == "down":
             command_down(args.state)
+        elif args.command == "reindex":
+            command_reindex(args.state)
         else:
             check_fault(args.service, args.verb, args.arg)
             apply_fault(running_stack(args.state), args.service, args.verb, args.arg)

@@ -187,48 +187,6 @@ def build_reconciler_metrics(registry: CollectorRegistry) -> ReconcilerMetrics:
 
 
 @dataclass(frozen=True)
-class OutboxMetrics:
-    """The outbox relay (app/messaging/outbox_relay.py): messages published (confirmed), returned as unroutable
-    (kept, not marked), and failed (broker down, blocked or nacked: kept for the next try); the backlog (rows not
-    yet published) and the age of its oldest row. See notes/rabbitmq.md, "The outbox and its relay"."""
-
-    messages: Counter
-    backlog: Gauge
-    oldest_age_s: Gauge
-
-    def count(self, outcome: str, n: int = 1) -> None:
-        if n:
-            self.messages.labels(outcome=outcome).inc(n)
-
-    def observe_backlog(self, *, messages: int, oldest_age_s: float) -> None:
-        self.backlog.set(messages)
-        self.oldest_age_s.set(oldest_age_s)
-
-
-def build_outbox_metrics(registry: CollectorRegistry) -> OutboxMetrics:
-    return OutboxMetrics(
-        messages=Counter(
-            "outbox_messages",
-            "Outbox messages the relay sent, by outcome (published, returned, failed).",
-            ["outcome"],
-            registry=registry,
-        ),
-        backlog=Gauge(
-            "outbox_backlog_messages",
-            "Outbox rows not published yet.",
-            registry=registry,
-            multiprocess_mode="livemax",
-        ),
-        oldest_age_s=Gauge(
-            "outbox_backlog_oldest_age_seconds",
-            "Age of the oldest outbox row not published yet (0 when there is none).",
-            registry=registry,
-            multiprocess_mode="livemax",
-        ),
-    )
-
-
-@dataclass(frozen=True)
 class JobMetrics:
     """Runs of each periodic job (app/background.py), by outcome: ok or failed. See notes/fastapi.md."""
 
@@ -348,6 +306,30 @@ def build_rate_limit_metrics(registry: CollectorRegistry) -> RateLimitMetrics:
 
 
 @dataclass(frozen=True)
+class SearchMetrics:
+    """Event searches by the backend that answered (elasticsearch, postgres) and why that one (chosen, absent: no
+    Elasticsearch configured, breaker-open, failed: it erred or ran out of its budget, cursor: the page's cursor
+    names PostgreSQL). The Elasticsearch breaker's state is ``circuit_breaker_state{breaker="elasticsearch"}``.
+    See notes/elasticsearch.md, "Breaker and budget"."""
+
+    requests: Counter
+
+    def answered(self, backend: str, reason: str) -> None:
+        self.requests.labels(backend=backend, reason=reason).inc()
+
+
+def build_search_metrics(registry: CollectorRegistry) -> SearchMetrics:
+    return SearchMetrics(
+        requests=Counter(
+            "search_requests",
+            "Event searches by the backend that answered and why.",
+            ["backend", "reason"],
+            registry=registry,
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class AppMetrics:
     """Every metric family the app exports, built once per app on its own registry (so tests can build many)."""
 
@@ -358,7 +340,7 @@ class AppMetrics:
     jobs: JobMetrics
     cache: CacheMetrics
     rate_limits: RateLimitMetrics
-    outbox: OutboxMetrics
+    search: SearchMetrics
 
     @classmethod
     def on(cls, registry: CollectorRegistry) -> AppMetrics:
@@ -370,7 +352,7 @@ class AppMetrics:
             jobs=build_job_metrics(registry),
             cache=build_cache_metrics(registry),
             rate_limits=build_rate_limit_metrics(registry),
-            outbox=build_outbox_metrics(registry),
+            search=build_search_metrics(registry),
         )
 
 

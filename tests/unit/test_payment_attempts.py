@@ -78,13 +78,7 @@ class FakeHoldLedger:
         return True
 
     async def record(
-        self,
-        *,
-        user_id: uuid.UUID,
-        hold_id: uuid.UUID,
-        claimed: ClaimedHold,
-        payment_id: str,
-        reconciled: bool = False,
+        self, *, user_id: uuid.UUID, hold_id: uuid.UUID, claimed: ClaimedHold, payment_id: str
     ) -> BookingRecord | None:
         hold = self.holds[hold_id]
         if self.record_loses_race or hold.status != "paying":

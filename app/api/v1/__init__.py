@@ -9,6 +9,7 @@ from app.api.v1.bookings import build_bookings_router
 from app.api.v1.events import build_events_router
 from app.api.v1.holds import build_holds_router
 from app.api.v1.notifications import build_notifications_router
+from app.api.v1.search import build_search_router
 from app.api.v1.webhooks import build_webhooks_router
 
 
@@ -20,5 +21,6 @@ def build_api_router() -> APIRouter:
     api.include_router(build_holds_router())
     api.include_router(build_bookings_router())
     api.include_router(build_webhooks_router())
+    api.include_router(build_search_router())
     api.include_router(build_notifications_router())
     return api

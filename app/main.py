@@ -35,11 +35,15 @@ from app.cache.rate_limiter import RateLimiter
 from app.db.engines import Engines
 from app.db.replica_router import ReplicaRouter
 from app.messaging.amqp_connection import AmqpConnection
+from app.messaging.confirmed_publisher import ConfirmedPublisher
+from app.messaging.outbox_listener import OutboxListener
+from app.messaging.outbox_relay import OutboxRelay, RelayBounds
 from app.notifications.webhook_sender import open_webhook_sender
 from app.observability.access import AccessLogMiddleware
 from app.observability.logging import configure_logging
 from app.observability.metrics import AppMetrics, exposition_registry
 from app.observability.request_id import RequestIdMiddleware
+from app.observability.trace_context import TraceContextMiddleware
 from app.payments.client import open_payments_client
 from app.resilience.breaker import AsyncCircuitBreaker
 from app.resilience.shared_circuit import SHARED_REFRESH_INTERVAL_S
@@ -48,9 +52,37 @@ from app.services.event_cache import build_event_caches
 from app.services.reconciler import RECONCILER_LEASE, LeasedReconciler, PaymentReconciler
 from app.services.search import open_event_search
 from app.services.sweeper import HoldSweeper
-from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactories
+from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactories, UnitOfWorkFactory
 from app.settings import Settings
 from app.state import AppState
+
+
+@asynccontextmanager
+async def relaying(
+    settings: Settings, uows: UnitOfWorkFactory, amqp: AmqpConnection, metrics: AppMetrics
+) -> AsyncIterator[OutboxRelay]:
+    """The outbox relay, drained on every NOTIFY and polled as the safety net, and its pruner
+    (notes/rabbitmq.md, "The outbox and its relay")."""
+    publisher = ConfirmedPublisher(amqp, settings)
+    relay = OutboxRelay(uows, publisher, RelayBounds.of(settings), metrics.outbox)
+    listener = OutboxListener(
+        str(settings.outbox_listen_url or settings.database_url),
+        relay.drain,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        backoff_max_s=settings.outbox_backoff_max_s,
+    )
+    poll = PeriodicJob("outbox-relay", settings.outbox_poll_interval_s, relay.drain, immediately=True)
+    prune = PeriodicJob(
+        "outbox-pruner",
+        settings.outbox_prune_interval_s,
+        lambda: relay.prune_once(older_than_s=settings.outbox_retention_s, batch=settings.outbox_prune_batch),
+    )
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(publisher.aclose)
+        await stack.enter_async_context(listener.running())
+        await stack.enter_async_context(running(poll, metrics.jobs))
+        await stack.enter_async_context(running(prune, metrics.jobs))
+        yield relay
 
 
 def watching(breaker: AsyncCircuitBreaker, metrics: AppMetrics) -> AbstractAsyncContextManager[asyncio.Task[None]]:
@@ -108,6 +140,8 @@ def build_lifespan(
             amqp = AmqpConnection(settings)
             amqp.start()
             resources.push_async_callback(amqp.aclose)
+            if settings.outbox_relay_enabled:  # stopped before the connection it publishes on is closed
+                await resources.enter_async_context(relaying(settings, uows.primary, amqp, metrics))
             if settings.sweeper_enabled:
                 sweeper = HoldSweeper(uows.primary, batch=settings.sweeper_batch)
                 sweep = PeriodicJob("hold-sweeper", settings.sweeper_interval_s, sweeper.sweep_once)
@@ -174,8 +208,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_entry_router())
     app.include_router(build_metrics_router(exposition_registry(registry)))
 
-    # add_middleware wraps: the last added runs first. Request flows RequestId → SecurityHeaders → AccessLog →
-    # CORS (only with an allow-list) → Unhandled → BodySize, so even a 500 or a preflight carries the headers.
+    # add_middleware wraps: the last added runs first. Request flows RequestId → TraceContext → SecurityHeaders →
+    # AccessLog → CORS (only with an allow-list) → Unhandled → BodySize, so even a 500 or a preflight carries the
+    # headers.
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(UnhandledErrorMiddleware)
     if settings.cors_allow_origins:
@@ -190,5 +225,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(AccessLogMiddleware, metrics=metrics.http)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(TraceContextMiddleware)  # after the request id is chosen: a Cause carries both
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -103,6 +103,22 @@ class Settings(BaseSettings):
     # One round at a time across workers and instances, under a Redis lease renewed every third of its TTL
     # (notes/redis.md, "A lease with fencing tokens"); a holder that dies frees it after one TTL
     reconciler_lease_ttl_s: float = Field(default=15.0, gt=0)
+    # OutboxRelay (notes/rabbitmq.md, "The outbox and its relay"): one per app worker, woken by NOTIFY on a direct
+    # connection to the primary (PgBouncer in transaction mode cannot carry LISTEN; None: database_url) and polling
+    # as the safety net; each partition's batch is published with confirms, each publish bounded by the timeout;
+    # while the broker is down or blocked a drain retries with full-jitter backoff, then waits for the next poll
+    outbox_relay_enabled: bool = True
+    outbox_listen_url: PostgresDsn | None = None
+    outbox_poll_interval_s: float = Field(default=1.0, gt=0)
+    outbox_batch: int = Field(default=200, ge=1, le=10_000)
+    outbox_publish_timeout_s: float = Field(default=2.0, gt=0, le=30.0)
+    outbox_retry_attempts: int = Field(default=4, ge=1, le=20)
+    outbox_backoff_base_s: float = Field(default=0.1, gt=0)
+    outbox_backoff_max_s: float = Field(default=2.0, gt=0)
+    # published rows are kept this long (to read what was sent), then deleted in bounded batches
+    outbox_retention_s: float = Field(default=600.0, ge=0)
+    outbox_prune_interval_s: float = Field(default=10.0, gt=0)
+    outbox_prune_batch: int = Field(default=1000, ge=1, le=100_000)
 
     # ReplicaRouter (see notes/db_scaling.md, "ReplicaRouter"): every probe it makes is bounded by the check timeout
     replica_check_interval_s: float = Field(default=0.5, gt=0)

@@ -104,6 +104,15 @@ _MODELS: dict[tuple[str, int], type[Payload]] = {
 
 MESSAGE_TYPES: tuple[str, ...] = tuple(sorted({message_type for message_type, _ in _MODELS}))
 
+# The aggregate whose order a type belongs to, and the payload field holding its id: a booking and a payment
+# settlement are steps of their hold's lifecycle, so they are ordered with the hold's other messages.
+_AGGREGATE_OF: dict[str, tuple[str, str]] = {
+    "event": ("event", "event_id"),
+    "hold": ("hold", "hold_id"),
+    "booking": ("hold", "hold_id"),
+    "payment": ("hold", "hold_id"),
+}
+
 
 class UnknownMessageTypeError(LookupError):
     """No payload model is registered for this (type, version)."""
@@ -115,6 +124,15 @@ def payload_model(message_type: str, version: int) -> type[Payload]:
         return _MODELS[(message_type, version)]
     except KeyError:
         raise UnknownMessageTypeError(f"no payload model for {message_type!r} version {version}") from None
+
+
+def aggregate_of(message_type: str, payload: Payload) -> tuple[str, uuid.UUID]:
+    """``(aggregate_type, aggregate_id)`` of a message: whose messages it must stay in order with."""
+    aggregate_type, field = _AGGREGATE_OF[message_type.split(".", 1)[0]]
+    aggregate_id = getattr(payload, field)
+    if not isinstance(aggregate_id, uuid.UUID):
+        raise TypeError(f"{type(payload).__name__} has no {field}")
+    return aggregate_type, aggregate_id
 
 
 def latest_version(message_type: str) -> int:

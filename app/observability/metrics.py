@@ -187,6 +187,48 @@ def build_reconciler_metrics(registry: CollectorRegistry) -> ReconcilerMetrics:
 
 
 @dataclass(frozen=True)
+class OutboxMetrics:
+    """The outbox relay (app/messaging/outbox_relay.py): messages published (confirmed), returned as unroutable
+    (kept, not marked), and failed (broker down, blocked or nacked: kept for the next try); the backlog (rows not
+    yet published) and the age of its oldest row. See notes/rabbitmq.md, "The outbox and its relay"."""
+
+    messages: Counter
+    backlog: Gauge
+    oldest_age_s: Gauge
+
+    def count(self, outcome: str, n: int = 1) -> None:
+        if n:
+            self.messages.labels(outcome=outcome).inc(n)
+
+    def observe_backlog(self, *, messages: int, oldest_age_s: float) -> None:
+        self.backlog.set(messages)
+        self.oldest_age_s.set(oldest_age_s)
+
+
+def build_outbox_metrics(registry: CollectorRegistry) -> OutboxMetrics:
+    return OutboxMetrics(
+        messages=Counter(
+            "outbox_messages",
+            "Outbox messages the relay sent, by outcome (published, returned, failed).",
+            ["outcome"],
+            registry=registry,
+        ),
+        backlog=Gauge(
+            "outbox_backlog_messages",
+            "Outbox rows not published yet.",
+            registry=registry,
+            multiprocess_mode="livemax",
+        ),
+        oldest_age_s=Gauge(
+            "outbox_backlog_oldest_age_seconds",
+            "Age of the oldest outbox row not published yet (0 when there is none).",
+            registry=registry,
+            multiprocess_mode="livemax",
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class JobMetrics:
     """Runs of each periodic job (app/background.py), by outcome: ok or failed. See notes/fastapi.md."""
 
@@ -340,6 +382,7 @@ class AppMetrics:
     jobs: JobMetrics
     cache: CacheMetrics
     rate_limits: RateLimitMetrics
+    outbox: OutboxMetrics
     search: SearchMetrics
 
     @classmethod
@@ -352,6 +395,7 @@ class AppMetrics:
             jobs=build_job_metrics(registry),
             cache=build_cache_metrics(registry),
             rate_limits=build_rate_limit_metrics(registry),
+            outbox=build_outbox_metrics(registry),
             search=build_search_metrics(registry),
         )
 

@@ -6,7 +6,10 @@ transaction with one ``INSERT … SELECT generate_series``, so a failure leaves 
 query per event. A patch bumps ``version`` in ``UPDATE … WHERE id = :id AND version = :v``: of two concurrent
 patches from the same version, the second waits for the row lock, re-reads the row, finds the version moved and
 updates nothing. Reads run on the primary for now (read-your-writes for free); they move to the replica router
-with notes/db_scaling.md. See notes/rest_design.md and notes/postgres.md, "Contention".
+with notes/db_scaling.md. Cancelling is a patch of ``status`` to ``cancelled`` under the same version guard; a
+cancelled event takes no further patch and no new hold (``EventCancelledError``). Every create and patch appends
+its ``event.created`` / ``event.updated`` / ``event.cancelled`` message in its own transaction (``uow.outbox``,
+notes/rabbitmq.md, "The outbox and its relay"). See notes/rest_design.md and notes/postgres.md, "Contention".
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from sqlalchemy.dialects.postgresql import UUID
 
 from app.db.models import Event, Seat
 from app.domain.seats import SeatStatus
+from app.messaging.envelope import EventChangedV1
 from app.services.unit_of_work import UnitOfWorkFactory
 
+SCHEDULED, CANCELLED = "scheduled", "cancelled"
 EventKey = tuple[datetime, uuid.UUID]
 """The list's sort key, ``(starts_at, id)``: unique, so keyset pages never tie."""
 
@@ -50,6 +55,7 @@ class EventRecord:
     rows: int
     seats_per_row: int
     version: int
+    status: str = SCHEDULED
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,14 @@ class NotEventOrganizerError(PermissionError):
     """The caller is an organizer, but not the one who created this event."""
 
 
+class EventCancelledError(Exception):
+    """The event is cancelled: it takes no further change and no new hold."""
+
+    def __init__(self, event_id: uuid.UUID) -> None:
+        super().__init__(f"event {event_id} is cancelled")
+        self.event_id = event_id
+
+
 class StaleVersionError(Exception):
     """The event changed since the version the caller read (or ``If-Match`` named no version of it)."""
 
@@ -110,6 +124,22 @@ def _record(event: Event) -> EventRecord:
         rows=event.rows,
         seats_per_row=event.seats_per_row,
         version=event.version,
+        status=event.status,
+    )
+
+
+def _changed(event: Event) -> EventChangedV1:
+    """The payload of event.created / event.updated / event.cancelled: the event as the change left it."""
+    return EventChangedV1(
+        event_id=event.id,
+        organizer_id=event.organizer_id,
+        title=event.title,
+        city=event.city,
+        venue=event.venue,
+        starts_at=event.starts_at,
+        price_cents=event.price_cents,
+        version=event.version,
+        status=CANCELLED if event.status == CANCELLED else SCHEDULED,
     )
 
 
@@ -122,6 +152,7 @@ async def create_event(uows: UnitOfWorkFactory, organizer_id: uuid.UUID, new: Ne
         number = func.generate_series(1, new.seats_per_row).table_valued("value").render_derived(name="n")
         layout = select(literal(event.id, UUID), row.c.value, number.c.value)
         await uow.session.execute(insert(Seat).from_select(["event_id", "row", "number"], layout))
+        await uow.outbox.add("event.created", _changed(event))
         await uow.commit()
     return _record(event)
 
@@ -186,13 +217,18 @@ async def update_event(
     changes: Mapping[str, object],
     versions: frozenset[int] | None,
 ) -> EventRecord:
-    """Apply ``changes`` if the event is still at one of ``versions`` (``None``: any) and bump its version."""
+    """Apply ``changes`` if the event is still at one of ``versions`` (``None``: any) and bump its version;
+    ``{"status": "cancelled"}`` among them cancels it."""
     async with uows() as uow:
-        owner = await uow.session.scalar(select(Event.organizer_id).where(Event.id == event_id))
-        if owner is None:
+        found = (
+            await uow.session.execute(select(Event.organizer_id, Event.status).where(Event.id == event_id))
+        ).one_or_none()
+        if found is None:
             raise EventNotFoundError(event_id)
-        if owner != organizer_id:
+        if found.organizer_id != organizer_id:
             raise NotEventOrganizerError(event_id)
+        if found.status == CANCELLED:
+            raise EventCancelledError(event_id)
         statement = (
             update(Event)
             .where(Event.id == event_id)
@@ -205,6 +241,7 @@ async def update_event(
         event = (await uow.session.execute(statement)).scalar_one_or_none()
         if event is None:
             raise StaleVersionError(event_id)
+        await uow.outbox.add("event.cancelled" if event.status == CANCELLED else "event.updated", _changed(event))
         await uow.commit()
     return _record(event)
 

@@ -8,8 +8,11 @@ LOCKED`` on due ``paying`` holds, ``paying_since`` moved to now) lets N reconcil
 for each other, and giving back after a lease also requires ``paying_since`` to be the lease's, so a retry that
 re-claimed the hold meanwhile (its charge may be in flight) is never undone. A ledger built with a ``Fence`` (the
 reconciler's, under its Redis lease) passes it as the first statement of every transaction, so a reconciler that
-lost its lease to a newer one can no longer write (app/db/fences.py). See notes/fault_tolerance.md, "Reconciling
-unknown outcomes", notes/postgres.md, "Contention", and notes/redis.md, "A lease with fencing tokens".
+lost its lease to a newer one can no longer write (app/db/fences.py). A recorded booking appends
+``booking.confirmed`` in its own transaction, and a settlement by the reconciler (a booking it recorded, or a hold it
+gave back after a lease) appends ``payment.settled`` beside it (notes/rabbitmq.md, "The outbox and its relay"). See
+notes/fault_tolerance.md, "Reconciling unknown outcomes", notes/postgres.md, "Contention", and notes/redis.md, "A
+lease with fencing tokens".
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from app.db.status_moves import BULK, move_holds, move_seats
 from app.domain.holds import HoldStatus
 from app.domain.money import total_cents
 from app.domain.seats import SeatStatus
+from app.messaging.envelope import BookingConfirmedV1, PaymentSettledV1
 from app.services.payment_attempts import (
     BookingRecord,
     ClaimedHold,
@@ -88,16 +92,33 @@ class SqlHoldLedger:
         give_back = move_holds(HoldStatus.ACTIVE, HoldStatus.PAYING).where(Hold.id == hold_id)
         if leased_at is not None:
             give_back = give_back.where(Hold.paying_since == leased_at)
+        returning = give_back.values(**NO_PAYMENT_ATTEMPT).returning(Hold.event_id, Hold.user_id)
         async with self._transaction() as uow:
-            given_back = await uow.session.scalar(give_back.values(**NO_PAYMENT_ATTEMPT).returning(Hold.id))
+            given_back = (await uow.session.execute(returning)).one_or_none()
+            if given_back is not None and leased_at is not None:
+                settled = PaymentSettledV1(
+                    hold_id=hold_id,
+                    event_id=given_back.event_id,
+                    user_id=given_back.user_id,
+                    outcome="released",
+                    booking_id=None,
+                )
+                await uow.outbox.add("payment.settled", settled)
             await uow.commit()
         return given_back is not None
 
     async def record(
-        self, *, user_id: uuid.UUID, hold_id: uuid.UUID, claimed: ClaimedHold, payment_id: str
+        self,
+        *,
+        user_id: uuid.UUID,
+        hold_id: uuid.UUID,
+        claimed: ClaimedHold,
+        payment_id: str,
+        reconciled: bool = False,
     ) -> BookingRecord | None:
-        """``paying → booked``, seats ``held → sold``, the booking inserted; None when another caller moved the
-        hold out of ``paying`` first (``booking.hold_id`` and ``booking.payment_id`` are unique besides)."""
+        """``paying → booked``, seats ``held → sold``, the booking inserted, ``booking.confirmed`` appended (and
+        ``payment.settled`` when ``reconciled``); None when another caller moved the hold out of ``paying`` first
+        (``booking.hold_id`` and ``booking.payment_id`` are unique besides)."""
         async with self._transaction() as uow:
             session = uow.session
             booked = await session.scalar(
@@ -122,6 +143,12 @@ class SqlHoldLedger:
                     .returning(Booking.id, Booking.status, Booking.created_at)
                 )
             ).one()
+            await _append_booked(uow, row.id, user_id=user_id, hold_id=hold_id, claimed=claimed, seat_ids=seat_ids)
+            if reconciled:
+                settled = PaymentSettledV1(
+                    hold_id=hold_id, event_id=claimed.event_id, user_id=user_id, outcome="booked", booking_id=row.id
+                )
+                await uow.outbox.add("payment.settled", settled)
             await uow.commit()
         return BookingRecord(row.id, claimed.event_id, seat_ids, row.status, claimed.amount_cents, row.created_at)
 
@@ -151,6 +178,26 @@ class SqlHoldLedger:
             rows = (await uow.session.execute(lease)).all()
             await uow.commit()
         return [PayingHold(row.id, row.user_id, row.event_id, str(row.payment_key), row.paying_since) for row in rows]
+
+
+async def _append_booked(
+    uow: UnitOfWork,
+    booking_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID,
+    hold_id: uuid.UUID,
+    claimed: ClaimedHold,
+    seat_ids: tuple[uuid.UUID, ...],
+) -> None:
+    confirmed = BookingConfirmedV1(
+        booking_id=booking_id,
+        hold_id=hold_id,
+        event_id=claimed.event_id,
+        user_id=user_id,
+        amount_cents=claimed.amount_cents,
+        seat_ids=list(seat_ids),
+    )
+    await uow.outbox.add("booking.confirmed", confirmed)
 
 
 async def _why_not(uow: UnitOfWork, *, user_id: uuid.UUID, hold_id: uuid.UUID) -> NotBookable:

@@ -8,7 +8,8 @@ for, the unit of work rolls back the whole transaction (hold row included): all 
 alternatives (SERIALIZABLE with retry, optimistic versions) and the proof are in notes/postgres.md,
 "Contention". The per-account cap on active holds is decided in the same transaction, under a lock on the
 user's row: notes/security.md, "Resource caps per user". Every status move here (claim, release, free) is built
-from the transition tables by app/db/status_moves.py.
+from the transition tables by app/db/status_moves.py. A placed and a released hold each append their message
+(``hold.placed``, ``hold.released``) in the same transaction (notes/rabbitmq.md, "The outbox and its relay").
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from app.db.models import Event, Hold, Seat, User
 from app.db.status_moves import move_holds, move_seats
 from app.domain.holds import HOLDING, HoldStatus, check_hold_quota, expires_at
 from app.domain.seats import SeatStatus
-from app.services.events import EventNotFoundError
+from app.messaging.envelope import HoldEndedV1, HoldPlacedV1
+from app.services.events import CANCELLED, EventCancelledError, EventNotFoundError
 from app.services.unit_of_work import UnitOfWorkFactory
 
 
@@ -81,11 +83,15 @@ async def place_hold(
         # The event's existence and, in the same round trip, a first unlocked count: an account already at its cap
         # is refused before it locks a seat someone else may want.
         found = await session.execute(
-            select(Event.id, other_active_holds(user_id, hold_id, now).scalar_subquery()).where(Event.id == event_id)
+            select(Event.status, other_active_holds(user_id, hold_id, now).scalar_subquery()).where(
+                Event.id == event_id
+            )
         )
         row = found.one_or_none()
         if row is None:
             raise EventNotFoundError(event_id)
+        if row[0] == CANCELLED:
+            raise EventCancelledError(event_id)
         check_hold_quota(row[1], limit=max_active_holds)
         await session.execute(insert(Hold).values(id=hold_id, event_id=event_id, user_id=user_id, expires_at=expiry))
         claimable = (
@@ -105,6 +111,10 @@ async def place_hold(
             raise SeatsNotAvailableError([seat for seat in seat_ids if seat not in claimed])
         await _lock_hold_quota(session, user_id)
         check_hold_quota(await session.scalar(other_active_holds(user_id, hold_id, now)) or 0, limit=max_active_holds)
+        placed = HoldPlacedV1(
+            hold_id=hold_id, event_id=event_id, user_id=user_id, seat_ids=list(seat_ids), expires_at=expiry
+        )
+        await uow.outbox.add("hold.placed", placed)
         await uow.commit()
     return HoldRecord(hold_id, event_id, seat_ids, expiry, HoldStatus.ACTIVE)
 
@@ -161,7 +171,7 @@ async def release_hold(uows: UnitOfWorkFactory, *, hold_id: uuid.UUID, user_id: 
         released = await session.scalar(
             move_holds(HoldStatus.RELEASED, HoldStatus.ACTIVE)
             .where(Hold.id == hold_id, Hold.user_id == user_id)
-            .returning(Hold.id)
+            .returning(Hold.event_id)
         )
         if released is None:
             status = await session.scalar(select(Hold.status).where(Hold.id == hold_id, Hold.user_id == user_id))
@@ -171,6 +181,7 @@ async def release_hold(uows: UnitOfWorkFactory, *, hold_id: uuid.UUID, user_id: 
                 raise HoldNotReleasableError(HoldStatus(status))
             return
         await free_seats(session, [hold_id])
+        await uow.outbox.add("hold.released", HoldEndedV1(hold_id=hold_id, event_id=released, user_id=user_id))
         await uow.commit()
 
 

@@ -6,7 +6,9 @@ provider holds row locks for seconds and pins a pooled connection per request in
 pool runs dry. Instead the claim moves the hold ``active → paying`` in one conditional statement (the sweeper never
 touches ``paying`` holds), the charge runs outside any transaction with the provider idempotency key
 ``hold-<id>-<card>`` (every retry of every request for this hold and card is one charge at most; another card after
-a decline is another charge), and the outcome is written in a third transaction.
+a decline is another charge), and the outcome is written in a third transaction, with the messages it owes
+(``booking.confirmed``; from the reconciler also ``payment.settled``) appended to the outbox in that same
+transaction (app/services/hold_ledger.py, notes/rabbitmq.md, "The outbox and its relay").
 
 What each outcome leads to is the pure rule in app/domain/reconciliation.py: charged → record the booking;
 nothing charged for sure (declined, the breaker refused before sending, the provider refused the request) → give
@@ -117,7 +119,13 @@ class HoldLedger(Protocol):
     async def give_back(self, hold_id: uuid.UUID, *, leased_at: datetime | None = None) -> bool: ...
 
     async def record(
-        self, *, user_id: uuid.UUID, hold_id: uuid.UUID, claimed: ClaimedHold, payment_id: str
+        self,
+        *,
+        user_id: uuid.UUID,
+        hold_id: uuid.UUID,
+        claimed: ClaimedHold,
+        payment_id: str,
+        reconciled: bool = False,
     ) -> BookingRecord | None: ...
 
 
@@ -202,7 +210,7 @@ class PaymentAttempts:
             # the amount the provider charged is what the claim computed and sent
             claimed = ClaimedHold(event_id=hold.event_id, amount_cents=charge.amount_cents)
             record = await self._ledger.record(
-                user_id=hold.user_id, hold_id=hold.id, claimed=claimed, payment_id=charge.id
+                user_id=hold.user_id, hold_id=hold.id, claimed=claimed, payment_id=charge.id, reconciled=True
             )
             return Reconciled.SUPERSEDED if record is None else Reconciled.BOOKED
         if settlement is Settlement.GIVE_BACK:

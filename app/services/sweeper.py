@@ -7,7 +7,9 @@ either being expired by another sweeper or being changed by its owner (release, 
 commits the hold is no longer ``active`` and no sweeper selects it again. Only ``active`` holds are swept:
 ``paying`` means a charge is in flight and its seats must stay held (``SWEEPABLE``; the moves are built by
 app/db/status_moves.py). Each batch is one of the app's units of work, bounded by the same timeouts as a request's,
-and the schedule is the app's one periodic-job runner (app/background.py). See notes/postgres.md, "Contention".
+and appends one ``hold.expired`` message per hold it expired, in one statement of the same transaction
+(notes/rabbitmq.md, "The outbox and its relay"); the schedule is the app's one periodic-job runner
+(app/background.py). See notes/postgres.md, "Contention".
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import ARRAY, Uuid, cast, func, literal_column, select
 from app.db.models import Hold
 from app.db.status_moves import move_holds
 from app.domain.holds import SWEEPABLE, HoldStatus
+from app.messaging.envelope import HoldEndedV1
 from app.services.holds import free_seats
 from app.services.unit_of_work import UnitOfWorkFactory
 
@@ -57,10 +60,16 @@ class HoldSweeper:
         # planner may instead scan every active hold through the partial index to meet the move's own
         # ``status = 'active'`` (tests/integration/test_query_plans.py).
         batch = cast(select(func.array_agg(due.c.id)).scalar_subquery(), ARRAY(Uuid))
-        expire = move_holds(HoldStatus.EXPIRED, SWEEPABLE).where(Hold.id == func.any(batch)).returning(Hold.id)
+        expire = (
+            move_holds(HoldStatus.EXPIRED, SWEEPABLE)
+            .where(Hold.id == func.any(batch))
+            .returning(Hold.id, Hold.event_id, Hold.user_id)
+        )
         async with self._uows() as uow:
-            expired = list(await uow.session.scalars(expire))
+            expired = (await uow.session.execute(expire)).all()
             if expired:
-                await free_seats(uow.session, expired)
+                await free_seats(uow.session, [hold.id for hold in expired])
+                ended = [HoldEndedV1(hold_id=h.id, event_id=h.event_id, user_id=h.user_id) for h in expired]
+                await uow.outbox.add("hold.expired", *ended)
             await uow.commit()
         return len(expired)

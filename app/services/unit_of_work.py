@@ -1,8 +1,9 @@
 """One transaction per unit of work: ``async with uows() as uow`` … ``await uow.commit()``.
 
 Why a unit of work that rolls back on exit: only an explicit ``commit()`` persists anything, so an exception, an
-early return or a forgotten commit can never leave half a change behind ("no partial write"). Later, outbox rows
-join the same transaction.
+early return or a forgotten commit can never leave half a change behind ("no partial write"). The messages a change
+owes the broker join the same transaction through ``uow.outbox`` (app/messaging/outbox.py): they commit or roll
+back with the change (notes/rabbitmq.md, "The outbox and its relay").
 
 Why one factory, built once per engine by the lifespan: every transaction in the process — a request's, the
 sweeper's, the reconciler's, the seed's — is opened the same way, with the same server-side bounds and the one
@@ -39,6 +40,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.messaging.outbox import Outbox
 from app.settings import Settings
 
 _SET_LOCAL_TIMEOUTS = text(
@@ -78,6 +80,11 @@ class UnitOfWork:
         if self._session is None:
             raise RuntimeError("use the unit of work inside `async with`")
         return self._session
+
+    @property
+    def outbox(self) -> Outbox:
+        """Messages this transaction owes the broker: written with it, published by the relay after it commits."""
+        return Outbox(self.session)
 
     async def __aenter__(self) -> UnitOfWork:
         if self._phase is not _Phase.NEW:

@@ -96,6 +96,8 @@ class NativeStack:
         return {
             "REFSTACK_ENV": "demo",
             "REFSTACK_DATABASE_URL": asyncpg_url(self.pgbouncer.url if pooled else self.primary.url),
+            # LISTEN needs a session of its own on the primary, never a pooled one (app/messaging/outbox_listener.py)
+            "REFSTACK_OUTBOX_LISTEN_URL": asyncpg_url(self.primary.url),
             "REFSTACK_REPLICA_URL": asyncpg_url(self.replica.url),
             "REFSTACK_REDIS_URL": self.redis.url,
             "REFSTACK_AMQP_URL": self.rabbitmq.url,

@@ -69,6 +69,7 @@ def unreachable_settings(**overrides: object) -> Settings:
         "max_body_bytes": MAX_BODY,
         "sweeper_enabled": False,  # these tests are about the HTTP layer; the sweeper has its own
         "reconciler_enabled": False,  # and so has the payment reconciler
+        "outbox_relay_enabled": False,  # and the outbox relay
     }
     return Settings.model_validate(values | overrides)
 

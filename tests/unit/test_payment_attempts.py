@@ -78,7 +78,13 @@ class FakeHoldLedger:
         return True
 
     async def record(
-        self, *, user_id: uuid.UUID, hold_id: uuid.UUID, claimed: ClaimedHold, payment_id: str
+        self,
+        *,
+        user_id: uuid.UUID,
+        hold_id: uuid.UUID,
+        claimed: ClaimedHold,
+        payment_id: str,
+        reconciled: bool = False,
     ) -> BookingRecord | None:
         hold = self.holds[hold_id]
         if self.record_loses_race or hold.status != "paying":

@@ -47,6 +47,7 @@ from app.api.v1.schemas import (
 )
 from app.db.replica_routing import Reason
 from app.services.events import (
+    EventCancelledError,
     EventFilter,
     EventKey,
     EventListing,
@@ -78,9 +79,17 @@ def stale_version(_error: StaleVersionError) -> Problem:
     return precondition_failed()
 
 
+def event_cancelled(error: EventCancelledError) -> Problem:
+    return Problem(409, kind="event-cancelled", detail=f"Event {error.event_id} is cancelled; it can no longer change.")
+
+
 EVENT_PROBLEMS = ProblemTable({EventNotFoundError: event_not_found})
 EVENT_WRITE_PROBLEMS = EVENT_PROBLEMS | ProblemTable(
-    {NotEventOrganizerError: not_event_organizer, StaleVersionError: stale_version}
+    {
+        NotEventOrganizerError: not_event_organizer,
+        StaleVersionError: stale_version,
+        EventCancelledError: event_cancelled,
+    }
 )
 
 

@@ -23,6 +23,7 @@ from app.api.rate_limits import HOLDS_LIMIT
 from app.api.v1.events import EVENT_PROBLEMS
 from app.api.v1.schemas import HoldIn, HoldOut
 from app.domain.holds import HoldLimitError, SeatRequestError, seat_request
+from app.services.events import EventCancelledError
 from app.services.holds import (
     HoldNotFoundError,
     HoldNotReleasableError,
@@ -61,6 +62,10 @@ def seats_not_available(error: SeatsNotAvailableError) -> Problem:
     )
 
 
+def event_cancelled(error: EventCancelledError) -> Problem:
+    return Problem(409, kind="event-cancelled", detail=f"Event {error.event_id} is cancelled; it takes no new holds.")
+
+
 def hold_not_found(error: HoldNotFoundError) -> Problem:
     return Problem(404, kind="not-found", detail=f"You have no hold with id {error.hold_id}.")
 
@@ -76,6 +81,7 @@ HOLD_PROBLEMS = EVENT_PROBLEMS | ProblemTable(
         SeatsNotAvailableError: seats_not_available,
         HoldNotFoundError: hold_not_found,
         HoldNotReleasableError: hold_not_releasable,
+        EventCancelledError: event_cancelled,
     }
 )
 

@@ -63,7 +63,9 @@ class EventIn(StrictInput):
 
 class EventPatch(StrictInput):
     """A partial update: only the fields sent change; ``null`` is refused (none of these may be empty). The schema
-    says both: no field is nullable (``None`` is only the absent field's default) and ``minProperties`` is 1."""
+    says both: no field is nullable (``None`` is only the absent field's default) and ``minProperties`` is 1.
+    ``"status": "cancelled"`` cancels the event (the only value: a cancellation is final); a cancelled event takes
+    no further patch (409 ``event-cancelled``) and no new hold."""
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
@@ -72,11 +74,14 @@ class EventPatch(StrictInput):
     venue: Text | SkipJsonSchema[None] = None
     starts_at: Moment | SkipJsonSchema[None] = None
     price_cents: Cents | SkipJsonSchema[None] = None
+    status: Literal["cancelled"] | SkipJsonSchema[None] = Field(
+        default=None, description="Send `cancelled` to cancel the event; a cancellation is final."
+    )
 
     @model_validator(mode="after")
     def some_field_and_no_nulls(self) -> EventPatch:
         if not self.model_fields_set:
-            raise ValueError("send at least one of title, city, venue, starts_at, price_cents")
+            raise ValueError("send at least one of title, city, venue, starts_at, price_cents, status")
         nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
         if nulls:
             raise ValueError(f"these fields cannot be null: {', '.join(nulls)}")
@@ -97,6 +102,7 @@ class EventOut(BaseModel):
     price_cents: int
     rows: int
     seats_per_row: int
+    status: Literal["scheduled", "cancelled"]
 
 
 class EventSummary(BaseModel):

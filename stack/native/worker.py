@@ -45,3 +45,16 @@ class WorkerProcess(NativeService):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def slow(self, ms: int) -> None:
+        raise NotImplementedError(self._nothing_to_divert)
+
+    def cut(self) -> None:
+        raise NotImplementedError(self._nothing_to_divert)
+
+    def heal(self) -> None:
+        raise NotImplementedError(self._nothing_to_divert)
+
+    _nothing_to_divert = (
+        "nothing connects to the worker but probes: to slow or cut its work, slow or cut rabbitmq or postgres"
+    )

@@ -43,6 +43,12 @@ def open_elasticsearch(settings: Settings) -> AsyncElasticsearch | None:
     )
 
 
+def open_events_index(settings: Settings) -> ElasticsearchEvents | None:
+    """The events alias through a new client (close it with ``client.close()``), or None without Elasticsearch."""
+    client = open_elasticsearch(settings)
+    return ElasticsearchEvents(client) if client is not None else None
+
+
 class ElasticsearchEvents:
     """The events alias: ``search`` for the API, ``put``/``remove`` for the indexer, ``bulk_put`` for a reindex."""
 

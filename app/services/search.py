@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from app.observability.metrics import SearchMetrics
 from app.resilience.breaker import AsyncCircuitBreaker, CircuitOpen
 from app.resilience.shared_circuit import RedisCircuitState
-from app.search.es_search import ElasticsearchEvents, open_elasticsearch
+from app.search.es_search import ElasticsearchEvents, open_events_index
 from app.search.page import Backend, SearchHit, SearchRequest, SearchResult
 from app.search.postgres import search_events
 from app.services.unit_of_work import UnitOfWorkFactory
@@ -110,10 +110,9 @@ class EventSearch:
 def open_event_search(settings: Settings, redis: Redis | None, metrics: SearchMetrics) -> EventSearch:
     """The process's search: with Elasticsearch (one pooled client, one breaker shared through ``redis``) when
     ``elasticsearch_url`` is set, PostgreSQL alone otherwise; nothing connects until the first search."""
-    client = open_elasticsearch(settings)
-    if client is None:
+    events = open_events_index(settings)
+    if events is None:
         return EventSearch(None, metrics)
-    path = ElasticsearchPath(
-        ElasticsearchEvents(client), search_breaker(settings, redis), settings.elasticsearch_timeout_s
+    return EventSearch(
+        ElasticsearchPath(events, search_breaker(settings, redis), settings.elasticsearch_timeout_s), metrics
     )
-    return EventSearch(path, metrics)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
+from app.messaging.consumer import UnitOfWork
 from app.messaging.envelope import Envelope, EventChangedV1, payload_model
+from app.messaging.topology import BINDINGS
 from app.search.es_index import EventDocument
 from app.search.es_search import WriteOutcome
-from app.services.unit_of_work import UnitOfWork
 
 QUEUE = "search-indexer"
 
@@ -36,7 +37,7 @@ class SearchIndexer:
     """A ``Consumer`` (app/messaging/consumer.py) of ``event.#`` on the queue ``search-indexer``."""
 
     queue = QUEUE
-    routing_keys = ("event.#",)
+    routing_keys = BINDINGS[QUEUE]
 
     def __init__(self, index: EventIndex | None) -> None:
         self._index = index

@@ -20,6 +20,7 @@ from app.db.engines import Engines
 from app.messaging.amqp_connection import AmqpConnection
 from app.notifications.webhook_sender import open_webhook_sender
 from app.observability.logging import configure_logging
+from app.search.es_search import open_events_index
 from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactory
 from app.settings import Settings
 from app.worker.consumers import subscriptions
@@ -42,7 +43,11 @@ async def run(settings: Settings) -> None:
         sender = open_webhook_sender(settings)
         resources.push_async_callback(sender.aclose)
         registry = CollectorRegistry()
-        consuming = Consuming(settings, uows, subscriptions(settings, uows, sender), build_worker_metrics(registry))
+        events_index = open_events_index(settings)  # None without REFSTACK_ELASTICSEARCH_URL: the indexer only acks
+        if events_index is not None:
+            resources.push_async_callback(events_index.client.close)
+        consumed = subscriptions(settings, uows, sender, events_index)
+        consuming = Consuming(settings, uows, consumed, build_worker_metrics(registry))
         amqp = AmqpConnection(settings)
         amqp.start()
         resources.push_async_callback(amqp.aclose)

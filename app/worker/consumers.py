@@ -7,6 +7,7 @@ round trip, and beyond it the gain stops while more messages sit unacknowledged 
 all counted toward x-delivery-limit, if it dies). Notifications are quick database writes: a window of
 ``NOTIFICATIONS_PREFETCH``. A webhook delivery waits on someone else's server for seconds: its round trip to the
 broker is noise beside that, and a larger window would only strand more messages behind one slow receiver, so 1.
+The search indexer writes one versioned document per message (notes/elasticsearch.md): the notifications' window.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from dataclasses import dataclass
 from app.messaging.consumer import Consumer
 from app.notifications.webhook_sender import WebhookSender
 from app.services.notifications import NotificationsConsumer
+from app.services.search_indexer import EventIndex, SearchIndexer
 from app.services.unit_of_work import UnitOfWorkFactory
 from app.services.webhook_deliveries import WebhooksConsumer
 from app.settings import Settings
 
 NOTIFICATIONS_PREFETCH = 16
 WEBHOOKS_PREFETCH = 1
+SEARCH_INDEXER_PREFETCH = 16  # one versioned index write each, like a notification's one insert
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,13 @@ class Subscription:
     prefetch: int
 
 
-def subscriptions(settings: Settings, uows: UnitOfWorkFactory, sender: WebhookSender) -> list[Subscription]:
+def subscriptions(
+    settings: Settings, uows: UnitOfWorkFactory, sender: WebhookSender, events_index: EventIndex | None
+) -> list[Subscription]:
     attempts = 1 + len(settings.worker_retry_delays_s)
     webhooks = WebhooksConsumer(sender, uows, signing_key=settings.webhook_signing_key, attempts=attempts)
     return [
         Subscription(NotificationsConsumer(), prefetch=NOTIFICATIONS_PREFETCH),
         Subscription(webhooks, prefetch=WEBHOOKS_PREFETCH),
+        Subscription(SearchIndexer(events_index), prefetch=SEARCH_INDEXER_PREFETCH),
     ]

@@ -21,6 +21,7 @@ import pytest
 
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, call, create_event, new_user
+from tests.polling import wait_for
 from tests.probes import http
 
 
@@ -180,3 +181,30 @@ def test_the_reindex_command_says_there_is_no_elasticsearch_to_rebuild(stack: Na
     run = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert run.returncode == 1, run.stderr
     assert "REFSTACK_ELASTICSEARCH_URL is not set" in run.stdout
+
+
+def test_the_worker_hands_every_event_message_to_the_search_indexer_once(
+    stack: NativeStack, organizer: ApiUser
+) -> None:
+    """Without Elasticsearch the indexer has nothing to write, but it is subscribed: the worker records each of the
+    event's messages in its inbox under ``search-indexer``, exactly once (created, then renamed)."""
+    event = create_event(stack, organizer, title=f"{performer_name()} Premiere")
+    _, headers, _ = call(stack, "GET", f"/api/v1/events/{event['id']}")
+    renamed = {"title": f"{performer_name()} Premiere"}
+    call(
+        stack,
+        "PATCH",
+        f"/api/v1/events/{event['id']}",
+        user=organizer,
+        body=renamed,
+        headers={"If-Match": headers["etag"]},
+    )
+    applied = (
+        "SELECT string_agg(i.message_type, ',' ORDER BY o.id) FROM outbox o JOIN inbox i"
+        f" ON i.message_id = o.message_id AND i.consumer = 'search-indexer' WHERE o.aggregate_id = '{event['id']}'"
+    )
+    wait_for(
+        lambda: stack.primary.sql(applied, database="refstack") == "event.created,event.updated",
+        timeout_s=30,
+        what="the search indexer's inbox rows for the event's two messages",
+    )

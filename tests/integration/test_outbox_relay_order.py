@@ -34,7 +34,11 @@ ROUNDS = 25
 
 
 @pytest.fixture
-async def relays(stack: NativeStack, engine: AsyncEngine) -> AsyncIterator[list[OutboxRelay]]:
+async def relays(
+    stack: NativeStack, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[list[OutboxRelay]]:
+    for name, value in stack.app_environment().items():  # the app's settings: the topology they declare must match
+        monkeypatch.setenv(name, value)
     settings = Settings(amqp_url=stack.rabbitmq.direct_url)
     made: list[OutboxRelay] = []
     connections: list[AmqpConnection] = []

@@ -10,6 +10,8 @@ declare -A wanted=(
   [/usr/sbin/nginx]=nginx
   [/usr/sbin/pgbouncer]=pgbouncer
   [/usr/bin/docker-compose]=docker-compose
+  [/usr/sbin/nft]=nftables            # a fault diverts one hop of the stack's clients (stack/native/hops.py)
+  [/usr/bin/wrk]=wrk                  # bench/cache.py drives the read path and its bare floor with it
 )
 # `install-debian-packages.sh test` (make test) adds what only the tests use: the browser that renders /docs.
 [ "${1:-}" = test ] && wanted[/usr/bin/chromium]=chromium

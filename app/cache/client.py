@@ -5,15 +5,36 @@ retries with backoff in redis-py 6.0-8.0; 10 in 8.1, the version uv.lock pins: a
 after ~15 s, not 1 s), while ``from_url`` connections happen to default to none. Saying it explicitly keeps the
 bound whichever way a client is built and whatever a later release changes. Retries belong to the caller, who
 knows whether the command is idempotent. See notes/redis.md, "Timeouts".
+
+Why ``ResetAwareConnection``: uvicorn runs the app on uvloop, and uvloop raises ``RuntimeError("unable to perform
+operation on <TCPTransport closed=True ...>; the handler is closed")`` when a command is written to a connection
+the peer has already reset (MagicStack/uvloop#506; plain asyncio raises nothing there). redis-py maps ``OSError``
+on a write to ``ConnectionError`` but lets that one through, so a reset pooled connection (Redis restarted, a
+load balancer's idle timeout, or a fault test diverting the hop, notes/fault_tolerance.md) escaped every
+``except RedisError`` as a 500. Translated here, once, every caller's handling applies.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.settings import Settings
+
+
+class ResetAwareConnection(Connection):
+    """A write on a connection the peer reset is a ``ConnectionError``, whichever event loop runs it."""
+
+    async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except RuntimeError as error:  # redis-py has already disconnected it: the next command reconnects
+            raise RedisConnectionError(f"the connection was reset: {error}") from error
 
 
 def open_redis(settings: Settings) -> Redis:
@@ -23,4 +44,5 @@ def open_redis(settings: Settings) -> Redis:
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         retry=Retry(NoBackoff(), 0),
+        connection_class=ResetAwareConnection,
     )

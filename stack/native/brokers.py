@@ -34,6 +34,7 @@ def exchange(port: int, payload: bytes, timeout_s: float = 1.0) -> bytes:
 
 class RedisServer(NativeService):
     name = "redis"
+    fault_client = False
 
     def _process(self) -> ServiceProcess:
         argv = [
@@ -71,6 +72,7 @@ class RedisServer(NativeService):
 
 class RabbitMQServer(NativeService):
     name = "rabbitmq"
+    fault_client = False
     start_timeout_s = 90.0  # Erlang boot is the slowest start; a loaded machine doubles it
 
     def __init__(self, layout: Layout) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stack.native.hops import diversion_possible
+
 # Real service ports for `make up`, below the kernel's ephemeral range (32768-60999 here): a port in that range can
 # be taken at any moment as the source port of an outgoing connection or handed out to a test stack as "free".
 # Proxies and internals take free ports. Never the standard ones.
@@ -68,6 +70,9 @@ class Layout:
 
     base: Path
     ports: dict[str, int] = field(default_factory=dict)
+    # Clients reach each service on its real port and a fault diverts one hop (stack/native/hops.py); False: they
+    # always cross the fault proxy (a stack without root, nft or cgroup v2, or one recorded before this existed).
+    divert_on_demand: bool = False
 
     @classmethod
     def create(cls, *, fixed: bool) -> Layout:
@@ -80,7 +85,7 @@ class Layout:
             ports[f"proxy_{name}"] = free_port()
         for name in INTERNAL:
             ports[name] = free_port()
-        layout = cls(base, ports)
+        layout = cls(base, ports, divert_on_demand=diversion_possible())
         layout.check_ports()
         return layout
 
@@ -97,8 +102,13 @@ class Layout:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def hop_port(self, name: str) -> int:
+        """The port the stack's own clients use to reach ``name``: its own, or its fault proxy's when hops are not
+        diverted on demand."""
+        return self.ports[name] if self.divert_on_demand else self.ports[f"proxy_{name}"]
+
     def to_json(self) -> dict[str, Any]:
-        return {"base": str(self.base), "ports": self.ports}
+        return {"base": str(self.base), "ports": self.ports, "divert_on_demand": self.divert_on_demand}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Layout:
@@ -107,4 +117,4 @@ class Layout:
         ports = {k: int(v) for k, v in data["ports"].items()}
         for name in (*FIXED_PORTS, *(f"proxy_{name}" for name in PROXIED), *INTERNAL):
             ports.setdefault(name, free_port())
-        return cls(Path(data["base"]), ports)
+        return cls(Path(data["base"]), ports, divert_on_demand=bool(data.get("divert_on_demand", False)))

@@ -61,6 +61,7 @@ class PgBouncer(NativeService):
     """``pool_size`` server connections per (database, user) pair, shared by up to ``max_client_conn`` clients."""
 
     name = "pgbouncer"
+    fault_client = False
     pool_size = 10
     max_client_conn = 400
 

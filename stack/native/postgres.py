@@ -20,6 +20,7 @@ from pathlib import Path
 
 from stack.base import StackError
 from stack.native.fault_proxy import send_command
+from stack.native.hops import MOVED
 from stack.native.layout import Layout
 from stack.native.process import ServiceProcess, wait_until
 from stack.native.service import NativeService
@@ -70,6 +71,7 @@ class PostgresNode(NativeService):
     """Shared by primary and replica: a data directory, the postmaster, superuser SQL over the unix socket."""
 
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, exit in tens of ms
+    fault_client = False  # the replica's walreceiver reaches the primary directly, whatever the app's hop does
 
     def __init__(self, layout: Layout) -> None:
         self.os_user = postgres_os_user()
@@ -233,6 +235,8 @@ class PostgresReplica(PostgresNode):
         if self.sql("select pg_promote(wait => true, wait_seconds => 30)") != "t":
             raise StackError("replica: pg_promote did not finish within 30 s")
         send_command(self.layout.ports["control"], f"retarget {self.primary.name} {self.port}")
+        if self.layout.divert_on_demand:  # the clients' links to the old address now go to this node, in the kernel
+            self.hops.divert(self.primary.port, self.port, MOVED)
 
     def rebuild(self) -> None:
         """Throw the replica away and take a fresh base backup (cheaper than pg_rewind at this size)."""

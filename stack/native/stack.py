@@ -23,6 +23,7 @@ from typing import Any
 from stack.base import SERVICE_NAMES, StackError
 from stack.native.brokers import RabbitMQServer, RedisServer
 from stack.native.fault_proxy import fault_proxy_process, start_fault_proxy
+from stack.native.hops import HopRouting
 from stack.native.layout import PROXIED, Layout
 from stack.native.pgbouncer import PgBouncer
 from stack.native.postgres import PostgresPrimary, PostgresReplica
@@ -88,14 +89,19 @@ class NativeStack:
         return self.layout.base / "state.json"
 
     def app_environment(self) -> dict[str, str]:
-        """The app's whole configuration: every dependency reached through its fault proxy.
+        """The app's whole configuration: every dependency on its real port, where a fault diverts the hop through
+        the fault proxy on demand (stack/native/hops.py), or through the proxy always on a stack that cannot.
 
         With ``REFSTACK_DB_TRANSACTION_POOLER`` set in ``app_settings`` the app reaches the primary through PgBouncer.
         """
         pooled = self.app_settings.get("REFSTACK_DB_TRANSACTION_POOLER", "").lower() in ("1", "true", "yes", "on")
         return {
             "REFSTACK_ENV": "demo",
-            "REFSTACK_DATABASE_URL": asyncpg_url(self.pgbouncer.url if pooled else self.primary.url),
+            "REFSTACK_DATABASE_URL": asyncpg_url(
+                self._hop(self.pgbouncer.direct_url, self.pgbouncer.url)
+                if pooled
+                else self._hop(self.primary.direct_url, self.primary.url)
+            ),
             # LISTEN needs a session of its own on the primary, never a pooled one (app/messaging/outbox_listener.py)
             "REFSTACK_OUTBOX_LISTEN_URL": asyncpg_url(self.primary.url),
             "REFSTACK_REPLICA_URL": asyncpg_url(self.replica.url),
@@ -104,6 +110,11 @@ class NativeStack:
             "REFSTACK_PAYMENTS_URL": self.payments.url,
             **self.app_settings,
         }
+
+    def _hop(self, direct: str, proxied: str) -> str:
+        """The address the stack's own clients use for one dependency (``url`` stays the proxy's, for everyone else:
+        a test's client is slowed and cut by the proxy itself)."""
+        return direct if self.layout.divert_on_demand else proxied
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def up(self, report: Report = print) -> float:
@@ -188,6 +199,7 @@ class NativeStack:
         for name in reversed(SERVICE_NAMES):
             self.services[name].close()
         self.fault_proxy.end()
+        HopRouting(self.layout.base).remove()  # after every client process is gone (its cgroup must be empty)
         shutil.rmtree(self.layout.base, ignore_errors=True)
 
     # -- recorded state ----------------------------------------------------------------------------------

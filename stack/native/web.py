@@ -83,6 +83,7 @@ class PaymentsSimulator(NativeService):
     """The one external service we fake, because it is external: see simulators/payments."""
 
     name = "payments"
+    fault_client = False
 
     def _process(self) -> ServiceProcess:
         argv = [sys.executable, "-m", "simulators.payments", "--host", "127.0.0.1", "--port", str(self.port)]
@@ -105,6 +106,8 @@ class AppServer(NativeService):
 
     name = "app"
     workers = 2
+    factory = "app.main:create_app"  # bench/bare_floor.py runs its floor app with the same command
+    settle_s = 2.0  # Nginx closes its dropped keepalive links at once: wait for it before the next request
 
     def __init__(self, layout: Layout, environment: dict[str, str]) -> None:
         self.environment = environment
@@ -115,7 +118,7 @@ class AppServer(NativeService):
             sys.executable,
             "-m",
             "uvicorn",
-            "app.main:create_app",
+            self.factory,
             "--factory",
             "--host",
             "127.0.0.1",
@@ -158,7 +161,8 @@ class AppServer(NativeService):
 
 
 class NginxServer(NativeService):
-    """The edge. It has no fault proxy: to slow or cut what it serves, slow or cut the app behind it."""
+    """The edge. It has no fault proxy: to slow or cut what it serves, slow or cut the app behind it (its link to the
+    app goes straight to the app's port until then, stack/native/hops.py)."""
 
     name = "nginx"
     proxied = False
@@ -180,7 +184,7 @@ class NginxServer(NativeService):
         for sub in ("logs", "tmp"):
             (self.dir / sub).mkdir(exist_ok=True)
         values = {
-            "APP_UPSTREAM": f"127.0.0.1:{self.layout.ports['proxy_app']}",
+            "APP_UPSTREAM": f"127.0.0.1:{self.layout.hop_port('app')}",
             "LISTEN": f"127.0.0.1:{self.port}",
             **self.limits.template_values(),
         }

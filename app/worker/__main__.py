@@ -51,8 +51,20 @@ async def run(settings: Settings) -> None:
         amqp = AmqpConnection(settings)
         amqp.start()
         resources.push_async_callback(amqp.aclose)
+
+        async def ready() -> bool:
+            """Subscribed, not stopping, and the broker answers within the check's bound."""
+            if not consuming.ready:
+                return False
+            try:
+                async with asyncio.timeout(settings.health_check_timeout_s):
+                    await amqp.round_trip()
+            except Exception:  # not connected, frozen, refused: not ready, whatever the reason
+                return False
+            return True
+
         if settings.worker_http_port:
-            health = HealthServer(settings.worker_http_port, lambda: consuming.ready and amqp.connected, registry)
+            health = HealthServer(settings.worker_http_port, ready, registry)
             await health.start()
             resources.push_async_callback(health.aclose)
         connecting = asyncio.ensure_future(amqp.connection_when_up())

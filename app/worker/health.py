@@ -2,15 +2,16 @@
 
 Why HTTP and not a file: the stack, compose and an orchestrator all probe services over HTTP already, and the same
 port serves Prometheus. Why this small: three fixed GET routes, no framework and no request body; a request line
-is read with a deadline and anything else is a 404. Ready means "every consumer is subscribed": the broker link is
-up and no stop has begun. See notes/rabbitmq.md, "The worker and its inbox".
+is read with a deadline and anything else is a 404. Ready means "every consumer is subscribed, no stop has begun,
+and the broker answers a round trip now" (a frozen broker keeps its socket open, so a link that looks up proves
+nothing). See notes/rabbitmq.md, "The worker and its inbox".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -18,7 +19,7 @@ READ_TIMEOUT_S = 2.0
 
 
 class HealthServer:
-    def __init__(self, port: int, ready: Callable[[], bool], registry: CollectorRegistry) -> None:
+    def __init__(self, port: int, ready: Callable[[], Awaitable[bool]], registry: CollectorRegistry) -> None:
         self._port = port
         self._ready = ready
         self._registry = registry
@@ -32,11 +33,11 @@ class HealthServer:
             self._server.close()
             await self._server.wait_closed()
 
-    def _route(self, path: str) -> tuple[int, str, bytes]:
+    async def _route(self, path: str) -> tuple[int, str, bytes]:
         if path == "/health/live":
             return 200, "application/json", b'{"status":"ok"}'
         if path == "/health/ready":
-            ready = self._ready()
+            ready = await self._ready()
             return (200 if ready else 503), "application/json", b'{"status":"%s"}' % (b"ready" if ready else b"down")
         if path == "/metrics":
             return 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
@@ -49,7 +50,7 @@ class HealthServer:
                 while (await reader.readline()).strip():
                     pass  # headers: nothing in them matters here
             path = request_line[1] if len(request_line) == 3 and request_line[0] == "GET" else ""
-            status, content_type, body = self._route(path)
+            status, content_type, body = await self._route(path)
             head = f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
             writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
             await writer.drain()

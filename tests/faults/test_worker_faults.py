@@ -125,3 +125,17 @@ async def test_sigterm_finishes_the_message_in_hand_and_returns_the_prefetched_o
         wait_for(partial(notified, stack, message.id), timeout_s=20, what="a returned message applied")
         assert events_of(stack, message) == [("message_applied", True)]
     assert events_of(stack, in_hand) == [("message_applied", False)]  # never delivered again
+
+
+def worker_ready_status(stack: NativeStack) -> int:
+    return http("GET", f"{stack.worker.url}/health/ready")[0]
+
+
+def test_the_worker_is_not_ready_while_its_broker_is_frozen(stack: NativeStack, fault: FaultInjector) -> None:
+    """A frozen broker keeps the worker's socket open; readiness asks it for a round trip, so it says 503."""
+    wait_for(lambda: worker_ready_status(stack) == 200, timeout_s=30, what="worker ready")
+    fault("rabbitmq", "pause")
+    wait_for(lambda: worker_ready_status(stack) == 503, timeout_s=10, what="worker not ready")
+    assert http("GET", f"{stack.worker.url}/health/live")[0] == 200  # alive: nothing to restart
+    fault("rabbitmq", "resume")
+    wait_for(lambda: worker_ready_status(stack) == 200, timeout_s=30, what="worker ready again")

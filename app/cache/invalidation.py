@@ -35,8 +35,6 @@ from app.observability.metrics import CacheMetrics
 log = structlog.get_logger(__name__)
 
 CHANNEL = "refstack:cache:invalidations"
-# How long one wait for a message lasts before the loop waits again (no message is missed in between).
-POLL_S = 1.0
 
 
 def message(cache: str, version: int, resource: str) -> str:
@@ -70,7 +68,9 @@ class InvalidationListener:
             async with asyncio.timeout(self._timeout_s):
                 await pubsub.subscribe(CHANNEL)
             while True:
-                received = await pubsub.get_message(timeout=POLL_S)
+                # No read timeout: a timed read would only wake up to wait again. A broken connection ends the read
+                # with an error, cancellation ends it at shutdown, and a silent one is what the local TTL covers.
+                received = await pubsub.get_message(timeout=None)
                 if received is None:
                     continue
                 if received["type"] == "subscribe":  # from here on nothing is missed: drop what may have been

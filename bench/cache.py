@@ -13,6 +13,11 @@ event through one worker and reads it through the other on the app's own port un
 ``REFSTACK_LOCAL_CACHE_MAX_ENTRIES=0`` in the environment the app runs without the first level, for a before/after
 comparison. See notes/redis.md, "Cache-aside" and "Two levels: a worker's memory in front of Redis".
 
+First, the target of the read path (notes/fastapi.md, "What a request costs"): the cached hit, the 304 and
+``/health/live`` driven by ``wrk -t2 -c64`` through Nginx, beside a bare FastAPI app answering the same JSON behind
+an Nginx from the same template (bench/bare_floor.py), in alternating rounds; the medians and their ratios to the
+bare floor. The goal is at least 0.8x its throughput with a p99 at most 2x its own.
+
 Run: ``make bench`` or ``.venv/bin/python -m bench.cache [--seconds 5 --in-flight 32]``.
 """
 
@@ -28,6 +33,7 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.bare_floor import WrkRun, bare_floor, wrk, wrk_installed
 from bench.catalogue import city, load_events
 from bench.through_nginx import account, percentile, run_on_a_private_stack
 from bench.worker_connections import two_workers
@@ -35,6 +41,8 @@ from stack.native.stack import NativeStack
 
 MISS_EVENTS = 20_000
 STAMPEDE = 200
+FLOOR_ROUNDS = 3
+THROUGHPUT_GOAL, P99_GOAL = 0.8, 2.0
 PATCHES = 50
 SEEN_WITHIN_S = 5.0
 
@@ -99,6 +107,10 @@ async def run(stack: NativeStack, seconds: float, in_flight: int) -> None:
     limits = httpx.Limits(max_connections=in_flight + 4, max_keepalive_connections=in_flight + 4)
     async with httpx.AsyncClient(base_url=stack.nginx.url, timeout=30, limits=limits) as client:
         etag = (await client.get(path)).headers["etag"]
+        if wrk_installed():
+            beside_the_bare_floor(stack, path, etag, seconds)
+        else:
+            print("wrk is not installed (apt-get install -y wrk): the comparison with the bare floor is skipped")
         signed_in = await account(client, stack)
         await load(client, repeat(("/health/live", {})), 1.0, in_flight)  # warm pools and connections
         phases: list[tuple[str, Phase]] = [
@@ -172,6 +184,44 @@ def invalidation_delays(stack: NativeStack, path: str, organizer: dict[str, str]
                     raise RuntimeError(f"patch {n} not seen by the other worker within {SEEN_WITHIN_S} s")
             delays.append(began - answered)
     return delays
+
+
+def median_run(runs: list[WrkRun]) -> WrkRun:
+    rates, p50s, p99s = (sorted(values) for values in zip(*((r.rate, r.p50_s, r.p99_s) for r in runs), strict=True))
+    middle = len(runs) // 2
+    return WrkRun(rates[middle], p50s[middle], p99s[middle])
+
+
+def beside_the_bare_floor(stack: NativeStack, path: str, etag: str, seconds: float) -> None:
+    """``FLOOR_ROUNDS`` alternating rounds of wrk on the bare floor and on refstack's rows; medians and ratios."""
+    with bare_floor() as floor_url:
+        rows: dict[str, tuple[str, dict[str, str]]] = {
+            "bare FastAPI floor": (f"{floor_url}{path}", {}),
+            "cached hit": (f"{stack.nginx.url}{path}", {}),
+            "cached 304": (f"{stack.nginx.url}{path}", {"If-None-Match": etag}),
+            "/health/live": (f"{stack.nginx.url}/health/live", {}),
+        }
+        for url, headers in rows.values():  # warm both apps' workers and Nginx's upstream connections
+            wrk(url, seconds=1, headers=headers)
+        runs: dict[str, list[WrkRun]] = {name: [] for name in rows}
+        for _ in range(FLOOR_ROUNDS):
+            for name, (url, headers) in rows.items():
+                runs[name].append(wrk(url, seconds=seconds, headers=headers))
+    medians = {name: median_run(each) for name, each in runs.items()}
+    floor = medians["bare FastAPI floor"]
+    print(f"\nwrk -t2 -c64 through Nginx, {FLOOR_ROUNDS} alternating rounds of {seconds:.0f} s, medians")
+    print(f"{'row':<22}{'req/s':>8}{'x floor':>9}{'p50 ms':>9}{'p99 ms':>9}{'p99 x floor':>13}")
+    for name, run in medians.items():
+        print(
+            f"{name:<22}{run.rate:>8.0f}{run.rate / floor.rate:>9.2f}{run.p50_s * 1000:>9.1f}{run.p99_s * 1000:>9.1f}"
+            f"{run.p99_s / floor.p99_s:>13.2f}"
+        )
+    hit = medians["cached hit"]
+    met = hit.rate >= THROUGHPUT_GOAL * floor.rate and hit.p99_s <= P99_GOAL * floor.p99_s
+    print(
+        f"goal for the cached hit: >= {THROUGHPUT_GOAL}x the floor's req/s and p99 <= {P99_GOAL}x its p99:"
+        f" {'met' if met else 'not met'}"
+    )
 
 
 async def burst(client: httpx.AsyncClient, path: str) -> Counter[int]:

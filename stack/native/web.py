@@ -108,6 +108,7 @@ class AppServer(NativeService):
     workers = 2
     factory = "app.main:create_app"  # bench/bare_floor.py runs its floor app with the same command
     settle_s = 2.0  # Nginx closes its dropped keepalive links at once: wait for it before the next request
+    start_timeout_s = 120.0  # each worker imports the whole app; on a loaded 2-core machine that alone passed 60 s
 
     def __init__(self, layout: Layout, environment: dict[str, str]) -> None:
         self.environment = environment

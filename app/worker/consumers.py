@@ -25,7 +25,7 @@ from app.settings import Settings
 
 NOTIFICATIONS_PREFETCH = 4
 WEBHOOKS_PREFETCH = 1
-SEARCH_INDEXER_PREFETCH = 16  # one versioned index write each, like a notification's one insert
+SEARCH_INDEXER_PREFETCH = NOTIFICATIONS_PREFETCH  # one versioned index write each, like a notification's one insert
 
 
 @dataclass(frozen=True)

@@ -104,10 +104,10 @@ class NativeStack:
             ),
             # LISTEN needs a session of its own on the primary, never a pooled one (app/messaging/outbox_listener.py)
             "REFSTACK_OUTBOX_LISTEN_URL": asyncpg_url(self.primary.url),
-            "REFSTACK_REPLICA_URL": asyncpg_url(self.replica.url),
-            "REFSTACK_REDIS_URL": self.redis.url,
-            "REFSTACK_AMQP_URL": self.rabbitmq.url,
-            "REFSTACK_PAYMENTS_URL": self.payments.url,
+            "REFSTACK_REPLICA_URL": asyncpg_url(self._hop(self.replica.direct_url, self.replica.url)),
+            "REFSTACK_REDIS_URL": self._hop(self.redis.direct_url, self.redis.url),
+            "REFSTACK_AMQP_URL": self._hop(self.rabbitmq.direct_url, self.rabbitmq.url),
+            "REFSTACK_PAYMENTS_URL": self._hop(self.payments.direct_url, self.payments.url),
             **self.app_settings,
         }
 

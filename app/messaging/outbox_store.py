@@ -66,8 +66,18 @@ async def lock_partition(session: AsyncSession, partition: int) -> bool:
 
 async def next_batch(session: AsyncSession, partition: int, limit: int) -> list[Envelope]:
     """The partition's oldest unpublished rows, in id order (served by the partial index ix_outbox_unpublished)."""
-    rows = await session.scalars(
-        select(OutboxMessage)
+    rows = await session.execute(  # columns, not entities: a batch is read once and never changed through the ORM
+        select(
+            OutboxMessage.message_id,
+            OutboxMessage.type,
+            OutboxMessage.version,
+            OutboxMessage.occurred_at,
+            OutboxMessage.aggregate_type,
+            OutboxMessage.aggregate_id,
+            OutboxMessage.request_id,
+            OutboxMessage.traceparent,
+            OutboxMessage.payload,
+        )
         .where(OutboxMessage.partition == partition, OutboxMessage.published_at.is_(None))
         .order_by(OutboxMessage.id)
         .limit(limit)

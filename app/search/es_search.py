@@ -8,6 +8,8 @@ one, leaves the newest event in the index. A delete is versioned the same way (E
 document's version for ``index.gc_deletes``, 60 s, so an update older than the delete that arrives within that
 window is refused too; later, the inbox has long deduplicated it). Why no client retries
 (``max_retries=0``): the search path has a budget and a fallback, and the indexer has the worker's retry tiers.
+Why the client is imported only when ``elasticsearch_url`` is set: importing it costs about 2 s of CPU (every API
+namespace is loaded), paid at every start of every app worker, which need none of it while PostgreSQL searches.
 See notes/elasticsearch.md, "Keeping the index in step".
 """
 
@@ -17,15 +19,15 @@ import enum
 import uuid
 from collections.abc import AsyncIterable
 from datetime import datetime
-from typing import Any
-
-from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
-from elasticsearch.helpers import async_bulk
+from typing import TYPE_CHECKING, Any
 
 from app.search.es_index import ALIAS, EventDocument
 from app.search.es_queries import search_body
 from app.search.page import SearchHit, SearchRequest
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from elasticsearch import AsyncElasticsearch  # here, not at the top: see the module docstring
 
 
 class WriteOutcome(enum.Enum):
@@ -38,6 +40,8 @@ def open_elasticsearch(settings: Settings) -> AsyncElasticsearch | None:
     """One pooled client per process, or None when ``elasticsearch_url`` is unset (search is PostgreSQL's)."""
     if settings.elasticsearch_url is None:
         return None
+    from elasticsearch import AsyncElasticsearch  # here, not at the top: see the module docstring
+
     return AsyncElasticsearch(
         str(settings.elasticsearch_url), request_timeout=settings.elasticsearch_timeout_s, max_retries=0
     )
@@ -63,6 +67,8 @@ class ElasticsearchEvents:
         return [_hit(hit) for hit in answer["hits"]["hits"]]
 
     async def put(self, document: EventDocument) -> WriteOutcome:
+        from elasticsearch import ConflictError
+
         try:
             await self.client.index(
                 index=self.index,
@@ -76,6 +82,8 @@ class ElasticsearchEvents:
         return WriteOutcome.APPLIED
 
     async def remove(self, event_id: uuid.UUID, version: int) -> WriteOutcome:
+        from elasticsearch import ConflictError, NotFoundError
+
         try:
             await self.client.delete(index=self.index, id=str(event_id), version=version, version_type="external")
         except ConflictError:
@@ -86,6 +94,7 @@ class ElasticsearchEvents:
 
     async def bulk_put(self, documents: AsyncIterable[EventDocument]) -> int:
         """Index every document (external versions; a 409 is an older copy, skipped); returns how many applied."""
+        from elasticsearch.helpers import async_bulk
 
         async def actions() -> AsyncIterable[dict[str, Any]]:
             async for document in documents:

@@ -11,6 +11,9 @@ Why these objects:
 - ``event.search_text``, the same three fields folded into one string, for ``pg_trgm``'s word similarity: a typo
   ("Zurik") or a prefix ("Ber") still finds the word.
 - a GIN index on each: ``@@`` and the trigram ``<%`` both answer from an index, not from a scan of every event.
+- ``search_text`` keeps 10 statistics entries, not 100: its only use is estimating ``<%``, whose estimator runs the
+  similarity against every most-common value and histogram bound at each planning (measured on 100k events: 22 ms
+  of planning with 100, 2 ms with 10, the plan unchanged).
 
 Adding a stored generated column rewrites the table under an ACCESS EXCLUSIVE lock: fine for a catalogue of
 thousands of events, a planned window (or a trigger and a backfill in batches) for hundreds of millions.
@@ -58,6 +61,7 @@ def upgrade() -> None:
     op.execute(SEARCH_FOLD)
     op.execute(SEARCH_VECTOR)
     op.execute(SEARCH_TEXT)
+    op.execute("ALTER TABLE event ALTER COLUMN search_text SET STATISTICS 10")
     op.execute("CREATE INDEX ix_event_search_vector ON event USING gin (search_vector)")
     op.execute("CREATE INDEX ix_event_search_text_trgm ON event USING gin (search_text gin_trgm_ops)")
 

@@ -77,5 +77,5 @@ def downgrade() -> None:
     op.drop_index("ix_outbox_published_at", table_name="outbox")
     op.drop_index("ix_outbox_unpublished", table_name="outbox")
     op.drop_table("outbox")
-    op.drop_constraint("ck_event_status", "event", type_="check")
+    op.drop_constraint(op.f("ck_event_status"), "event", type_="check")
     op.drop_column("event", "status")

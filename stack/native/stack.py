@@ -103,7 +103,7 @@ class NativeStack:
                 else self._hop(self.primary.direct_url, self.primary.url)
             ),
             # LISTEN needs a session of its own on the primary, never a pooled one (app/messaging/outbox_listener.py)
-            "REFSTACK_OUTBOX_LISTEN_URL": asyncpg_url(self.primary.url),
+            "REFSTACK_OUTBOX_LISTEN_URL": asyncpg_url(self._hop(self.primary.direct_url, self.primary.url)),
             "REFSTACK_REPLICA_URL": asyncpg_url(self._hop(self.replica.direct_url, self.replica.url)),
             "REFSTACK_REDIS_URL": self._hop(self.redis.direct_url, self.redis.url),
             "REFSTACK_AMQP_URL": self._hop(self.rabbitmq.direct_url, self.rabbitmq.url),

@@ -32,7 +32,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_unknown_service_exits_2_listing_services() -> None:
     result = run_cli("fault", "mysql", "stop")
     assert result.returncode == 2
-    assert "postgres, replica, pgbouncer, redis, rabbitmq, payments, app, nginx" in result.stderr
+    assert "postgres, replica, pgbouncer, redis, rabbitmq, payments, app, worker, nginx" in result.stderr
 
 
 def test_unknown_verb_exits_2_listing_verbs() -> None:
@@ -60,7 +60,7 @@ def test_fault_from_another_process_and_restore(stack: NativeStack) -> None:
     wait_for(lambda: ready(stack)[1]["status"] == "ok", timeout_s=20, what="ready after CLI resume")
     assert json.loads(stack.state_path.read_text())["owner"][0] == os.getpid()  # the CLI did not take ownership
     status_lines = run_cli("--state", state, "status").stdout.splitlines()
-    assert len(status_lines) == 8
+    assert len(status_lines) == 9  # one line per service, the worker included
     assert all(" up " in line for line in status_lines)
 
 
@@ -93,7 +93,7 @@ def start_up_in_foreground(*options: str) -> tuple[subprocess.Popen[str], Path, 
 @pytest.mark.slow
 def test_up_in_the_foreground_stops_everything_on_ctrl_c(stack: NativeStack) -> None:
     up, base, pids = start_up_in_foreground("--through-pgbouncer")
-    assert len(pids) == 10  # eight services, epmd and the fault proxy
+    assert len(pids) == 11  # nine services, epmd and the fault proxy
     assert up.stdout is not None
     with up.stdout:
         pooler = NativeStack.from_state(base / "state.json").pgbouncer

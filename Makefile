@@ -42,6 +42,7 @@ bench: deps
 	@$(PY) -m bench.rate_limits
 	@$(PY) -m bench.read_scaling
 	@$(PY) -m bench.sharding
+	@$(PY) -m bench.search
 	@$(PY) -m bench.outbox
 
 isolation-matrix: deps  ## the Hermitage anomalies × isolation levels, measured on a private PostgreSQL

@@ -187,6 +187,7 @@ class NginxServer(NativeService):
         values = {
             "APP_UPSTREAM": f"127.0.0.1:{self.layout.hop_port('app')}",
             "LISTEN": f"127.0.0.1:{self.port}",
+            "EDGE_CACHE_DIR": str(self.dir / "cache"),  # the micro-cache's files; nginx creates the folder
             **self.limits.template_values(),
         }
         (self.dir / "refstack.conf").write_text(render_template(NGINX_TEMPLATE.read_text(), values))

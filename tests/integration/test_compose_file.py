@@ -214,7 +214,7 @@ def test_nginx_renders_the_shared_template(resolved: dict[str, Any]) -> None:
     assert nginx["environment"]["APP_UPSTREAM"] == "app:8000"
     # Our placeholders are upper case; nginx's own variables ($request_id...) are lower case and must survive.
     placeholders = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", source.read_text()))
-    assert placeholders == {"APP_UPSTREAM", "LISTEN", *EdgeLimits().template_values()}
+    assert placeholders == {"APP_UPSTREAM", "LISTEN", "EDGE_CACHE_DIR", *EdgeLimits().template_values()}
     assert placeholders <= set(nginx["environment"]), "an unset placeholder would reach nginx verbatim"
     limits = {name: str(nginx["environment"][name]) for name in EdgeLimits().template_values()}
     assert limits == EdgeLimits().template_values(), "compose and the native stack must limit alike"

@@ -62,7 +62,7 @@ def test_a_second_anonymous_read_is_a_hit_and_the_app_serves_only_the_fills(
     assert statuses[0] == "MISS"
     assert "HIT" in statuses
     fills = sum(status in FILLS for status in statuses)
-    # A refill beside a stale answer may still be on its way to the counter
+    # The app counts a request after it answered: the last one may still be on its way to the counter
     wait_for(lambda: served(stack) - before == fills, timeout_s=5, what=f"the app to have served {fills} read(s)")
 
 

@@ -50,5 +50,7 @@ def test_the_index_lists_the_documented_api_and_its_plain_links_answer(stack: Na
     plain_gets = [r["href"] for r in index["resources"] if "GET" in r["methods"] and not r["templated"]]
     assert "/api/v1/events" in plain_gets
     for href in plain_gets:  # no token: a public list answers 200, a private one 401; none is missing
-        assert http("GET", f"{stack.nginx.url}{href}")[0] in (200, 401), href
+        required = [p for p in document["paths"][href]["get"].get("parameters", []) if p.get("required")]
+        # a route that needs a query (search needs q) names it in a 422 instead
+        assert http("GET", f"{stack.nginx.url}{href}")[0] in ((422,) if required else (200, 401)), href
     assert http("GET", f"{stack.nginx.url}{index['links']['docs']['href']}")[0] == 200

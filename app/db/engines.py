@@ -5,6 +5,13 @@ frozen server costs seconds, not forever; ``pool_timeout`` bounds the wait for a
 is off because readiness checks find a dead database, and a ping on every checkout would double round trips.
 Engines connect lazily, so the app starts while PostgreSQL is still down.
 
+Why a checkout check instead of the ping: a pooled link that died while idle (the server terminated the backend,
+restarted, or a reset ended the TCP link) has already told the event loop so: asyncpg marks the connection closed
+when the reset or the server's goodbye arrives. Handing it out anyway made the first request on it a 503 and the
+first background job on it a failure, after the database was fine again. ``discard_closed`` asks asyncpg's local
+flag (no round trip) and swaps such a link for a fresh one before anyone uses it. A link that dies *during* a
+request still fails that request (a retryable 503): only the application knows whether its work may run twice.
+
 Why the server-side bounds (``lock_timeout``, ``statement_timeout``) travel in the startup packet
 (``server_settings``): every connection carries them from its first byte, so a read is bounded without a statement
 of its own (one autocommit round trip, app/services/unit_of_work.py) and a write without a ``SET LOCAL``. With
@@ -24,6 +31,7 @@ from uuid import uuid4
 from pydantic import PostgresDsn
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.settings import Settings
@@ -54,7 +62,15 @@ def build_engine(dsn: PostgresDsn, settings: Settings, *, transaction_pooler: bo
         connect_args=connect_args,
     )
     event.listen(engine.sync_engine, "do_connect", _connect_or_unreachable)
+    event.listen(engine.sync_engine.pool, "checkout", discard_closed)
     return engine
+
+
+def discard_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """A pooled link asyncpg already knows is closed goes, and the pool opens a fresh one in its place (SQLAlchemy's
+    ``DisconnectionError`` on checkout): a local flag, no round trip."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the pooled connection was closed while idle")
 
 
 def session_timeouts(settings: Settings) -> dict[str, str]:

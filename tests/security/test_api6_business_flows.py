@@ -101,9 +101,10 @@ async def test_concurrent_holds_of_one_account_cannot_overshoot_the_cap(
 
     fault("postgres", "slow", 20)
     url = f"{stack.nginx.url}/api/v1/events/{event_id}/holds"
-    # Diverting the hop ends the app's open database links (ss -K: a request on one is a 503 database-unavailable);
-    # rounds of eight concurrent refusals (a seat the bot already holds) open them again through the slow hop before
-    # the race, so no racer spends its lock_timeout's worth of round trips connecting while the others wait.
+    # Diverting the hop ends the app's open database links (ss -K; the pool replaces each at its next checkout, and a
+    # request caught on one mid-flight is a 503 database-unavailable); rounds of eight concurrent refusals (a seat
+    # the bot already holds) open them again through the slow hop before the race, so no racer spends its
+    # lock_timeout's worth of round trips connecting while the others wait.
     async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=racers)) as client:
         for _ in range(3):
             warm = [client.post(url, json={"seat_ids": [seats[0]]}, headers=bot.headers) for _ in range(racers)]

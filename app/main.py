@@ -27,7 +27,8 @@ from app.api.openapi import install_problem_openapi, operation_id
 from app.api.problems import install_problem_handlers
 from app.api.security_headers import SecurityHeadersMiddleware
 from app.api.unhandled import UnhandledErrorMiddleware
-from app.api.v1 import build_api_router
+from app.api.v1 import API_PREFIX, build_api_router
+from app.api.v1.event_reads import HotEventReads
 from app.background import PeriodicJob, running
 from app.cache.client import open_redis
 from app.cache.lease import RedisLease
@@ -209,8 +210,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_metrics_router(exposition_registry(registry)))
 
     # add_middleware wraps: the last added runs first. Request flows RequestId → TraceContext → SecurityHeaders →
-    # AccessLog → CORS (only with an allow-list) → Unhandled → BodySize, so even a 500 or a preflight carries the
-    # headers.
+    # AccessLog → CORS (only with an allow-list) → Unhandled → BodySize → HotEventReads, so even a 500, a preflight
+    # or a read answered before routing carries the headers and its log line.
+    app.add_middleware(HotEventReads, prefix=API_PREFIX)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(UnhandledErrorMiddleware)
     if settings.cors_allow_origins:

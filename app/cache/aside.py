@@ -49,7 +49,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.cache.invalidation import CHANNEL, message
-from app.cache.local import LocalCache
+from app.cache.local import Held, LocalCache
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -187,8 +187,8 @@ class CacheAside(Generic[T]):
     async def get(self, resource: str, load: Callable[[], Awaitable[T | None]], *, local: bool = True) -> T | None:
         """The value held by this worker, else the cached value, else ``load()``'s (then stored); concurrent calls
         in this worker share one lookup. ``local=False``: skip this worker's copy (a caller owed its own write)."""
-        if local and self._local is not None:
-            held = self._local.get(resource)
+        if local:
+            held = self.held(resource)
             if held is not None:
                 return held.value
         key = self.key(resource)
@@ -200,6 +200,11 @@ class CacheAside(Generic[T]):
         else:
             self._observe(self.name, "coalesced")
         return await asyncio.shield(lookup)
+
+    def held(self, resource: str) -> Held[T] | None:
+        """This worker's own copy (``Held(None)``: known missing), or None; no Redis call, so a caller that cannot
+        wait may ask (app/api/v1/event_reads.py)."""
+        return None if self._local is None else self._local.get(resource)
 
     async def put(self, resource: str, value: T | None) -> None:
         """Write-through after a committed write: store ``value`` unless a newer version is cached, announce it to

@@ -20,6 +20,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
+from app.api.deps import Reads, reads
+from app.api.v1.event_reads import EVENT_PATH
 from app.cache.aside import CacheAside, CachePolicy
 from app.services.event_cache import COUNT_CODEC
 from app.services.events import EventRecord
@@ -140,6 +142,79 @@ async def test_a_cached_read_and_its_304_cost_no_query(
     assert (again.status_code, again.json()) == (200, event)
     assert (conditional.status_code, conditional.headers["etag"]) == (304, first.headers["etag"])
     assert selects == []
+
+
+def route_entered() -> Reads:
+    raise RuntimeError("the event route was entered")
+
+
+async def served_event_reads(worker: Running) -> int:
+    """``http_requests_total`` of the event read answered 200 or 304 (the access log's own label)."""
+    text = (await worker.client.get("/metrics")).text
+    return sum(
+        int(sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "http_requests_total"
+        and sample.labels["route"] == EVENT_PATH
+        and sample.labels["status"] in {"200", "304"}
+    )
+
+
+async def test_an_anonymous_read_the_worker_holds_is_answered_before_routing_with_the_routes_bytes(
+    stack: NativeStack, organizer: ApiUser, workers: list[Running]
+) -> None:
+    """With the route's ``reads`` dependency made to fail, only a read answered before routing can succeed: an
+    anonymous read of an event this worker holds, 200 and 304, byte for byte what the route answered. A request
+    with ``Authorization`` or of an id the worker does not hold still reaches the route (here: its failure)."""
+    event = create_event(stack, organizer)
+    path = f"/api/v1/events/{event['id']}"
+    worker = workers[0]
+    by_route = await worker.client.get(path)  # a miss: the route reads, answers and fills this worker's memory
+    assert by_route.status_code == 200
+
+    async def held_by_the_worker() -> bool:  # a fill that began before the worker's subscription was made is dropped
+        return (await worker.client.get(path)).status_code == 200 and event_cache(worker).held(event["id"]) is not None
+
+    await wait_for_async(held_by_the_worker, timeout_s=5, what="the event held in the worker's memory")
+    served = await served_event_reads(worker)
+    worker.app.dependency_overrides[reads] = route_entered
+    try:
+        with event_reads(workers) as selects:
+            held = await worker.client.get(path)
+            conditional = await worker.client.get(path, headers={"If-None-Match": by_route.headers["etag"]})
+        signed_in = await worker.client.get(path, headers={"Authorization": "Bearer not-a-token"})
+        not_held = await worker.client.get(f"/api/v1/events/{create_event(stack, organizer)['id']}")
+    finally:
+        worker.app.dependency_overrides.clear()
+    assert held.content == by_route.content
+    for header in ("etag", "content-type", "content-length"):
+        assert held.headers[header] == by_route.headers[header]
+    assert (conditional.status_code, conditional.headers["etag"], conditional.content) == (
+        304,
+        held.headers["etag"],
+        b"",
+    )
+    assert selects == []
+    assert await served_event_reads(worker) == served + 2  # labelled as the route, as the router would have
+    assert (signed_in.status_code, not_held.status_code) == (500, 500)  # the route was entered: its failure
+
+
+async def test_a_held_copy_older_than_the_clients_is_not_answered_before_routing(
+    stack: NativeStack, organizer: ApiUser, workers: list[Running]
+) -> None:
+    event = create_event(stack, organizer)
+    path = f"/api/v1/events/{event['id']}"
+    worker = workers[0]
+
+    async def held_by_the_worker() -> bool:  # version 1; a fill begun before the worker subscribed is not kept
+        return (await worker.client.get(path)).status_code == 200 and event_cache(worker).held(event["id"]) is not None
+
+    await wait_for_async(held_by_the_worker, timeout_s=5, what="version 1 held in the worker's memory")
+    stack.primary.sql(f"UPDATE event SET version = 2, title = 'Ahead' WHERE id = '{event['id']}'", "refstack")
+    newer = f'"{uuid.UUID(event["id"]).hex}-2"'
+    answer = await worker.client.get(path, headers={"If-None-Match": f'{newer}, "{uuid.UUID(event["id"]).hex}-1"'})
+    assert (answer.status_code, answer.headers["etag"]) == (304, newer)  # the primary's version, not the held one
 
 
 async def test_a_missing_event_is_cached_as_missing(workers: list[Running]) -> None:

@@ -12,10 +12,12 @@ from app.api.v1.notifications import build_notifications_router
 from app.api.v1.search import build_search_router
 from app.api.v1.webhooks import build_webhooks_router
 
+API_PREFIX = "/api/v1"
+
 
 def build_api_router() -> APIRouter:
     """A fresh router per app (nothing at import time); each resource module adds its own router here."""
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix=API_PREFIX)
     api.include_router(build_auth_router())
     api.include_router(build_events_router())
     api.include_router(build_holds_router())

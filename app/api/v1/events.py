@@ -9,7 +9,8 @@ translate; the use cases live in app/services/events.py. The event and its avail
 a client holding a newer version than the cache goes to the primary; anonymous list pages are cached for as long as
 availability, and every create and patch retires them. Each worker also holds events and pages in its memory
 (the first level) until another worker's write is announced: an organizer, the only caller who can be owed an
-event's write, reads past it (the write-through reached Redis before the write answered). See
+event's write, reads past it (the write-through reached Redis before the write answered). An anonymous read of an
+event the worker holds is answered before routing, by the same rule (app/api/v1/event_reads.py). See
 notes/rest_design.md and notes/redis.md, "Cache-aside" and "Two levels: a worker's memory in front of Redis".
 """
 
@@ -26,14 +27,13 @@ from app.api.etag import (
     IfMatch,
     IfNoneMatch,
     entity_tag,
-    is_fresh,
     matching_versions,
-    not_modified,
     precondition_failed,
 )
 from app.api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page, cut_page, decode_cursor
 from app.api.problem_table import ProblemTable
 from app.api.problems import Problem
+from app.api.v1.event_reads import EVENT_PATH, event_response, newest_known
 from app.api.v1.schemas import (
     NO_NUL_PATTERN,
     AvailabilityOut,
@@ -98,13 +98,6 @@ def _represent(record: EventRecord, response: Response) -> EventOut:
     return EventOut.model_validate(record, from_attributes=True)
 
 
-def _newest_known(if_none_match: str | None, event_id: uuid.UUID) -> int:
-    """The newest version of this event the client says it holds (0: none)."""
-    if if_none_match is None:
-        return 0
-    return max(matching_versions(if_none_match, event_id) or {0})
-
-
 def build_events_router() -> APIRouter:
     api = APIRouter(tags=["events"])
 
@@ -147,13 +140,12 @@ def build_events_router() -> APIRouter:
         response.headers["Location"] = f"/api/v1/events/{record.id}"
         return _represent(record, response)
 
-    @api.get("/events/{event_id}", response_model=EventOut)
+    @api.get(EVENT_PATH, response_model=EventOut)
     async def read(
         event_id: uuid.UUID,
         reads: ReadsDep,
         state: StateDep,
         user: MaybeUser,
-        response: Response,
         if_none_match: IfNoneMatch = None,
     ) -> EventOut | Response:
         cache = state["event_caches"].events
@@ -165,15 +157,12 @@ def build_events_router() -> APIRouter:
             )
             # Neither the cache nor a replica behind this client's copy may hand it an older version (nor a 200 for
             # a 304): the primary answers, and its version goes into the cache.
-            if _newest_known(if_none_match, event_id) > (record.version if record is not None else 0):
+            if newest_known(if_none_match, event_id) > (record.version if record is not None else 0):
                 record = await reads.run_on_primary(Reason.CLIENT_AHEAD, lambda uows: find_event(uows, event_id))
                 await cache.put(str(event_id), record)
             if record is None:
                 raise EventNotFoundError(event_id)
-        etag = entity_tag(record.id, record.version)
-        if is_fresh(if_none_match, etag):
-            return not_modified(etag)
-        return _represent(record, response)
+        return event_response(record, if_none_match)
 
     @api.patch("/events/{event_id}", response_model=EventOut)
     async def patch(

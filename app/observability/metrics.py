@@ -277,12 +277,18 @@ class CacheMetrics:
     local_size: Gauge
     invalidations: Counter
     subscribed: Gauge
+    _lookups: dict[tuple[str, str], Counter] = field(default_factory=dict, compare=False)
 
     def observe(self, cache: str, outcome: str) -> None:
         self.requests.labels(cache=cache, outcome=outcome).inc()
 
     def local_lookup(self, cache: str, outcome: str) -> None:
-        self.local_lookups.labels(cache=cache, outcome=outcome).inc()
+        """On every cached read: the child is looked up once and kept, as ``HttpMetrics`` does (a third of the
+        count's cost otherwise)."""
+        child = self._lookups.get((cache, outcome))
+        if child is None:
+            child = self._lookups[(cache, outcome)] = self.local_lookups.labels(cache=cache, outcome=outcome)
+        child.inc()
 
     def local_evicted(self, cache: str, reason: str, entries: int = 1) -> None:
         self.local_evictions.labels(cache=cache, reason=reason).inc(entries)

@@ -72,8 +72,9 @@ class TraceContextMiddleware:
             return
         cause = Cause(request_id_of(scope), child_traceparent(Headers(scope=scope).get(HEADER)))
         token = _CURRENT.set(cause)
+        bound = structlog.contextvars.bind_contextvars(trace_id=cause.trace_id)  # bind/reset: see request_id.py
         try:
-            with structlog.contextvars.bound_contextvars(trace_id=cause.trace_id):
-                await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
         finally:
+            structlog.contextvars.reset_contextvars(**bound)
             _CURRENT.reset(token)

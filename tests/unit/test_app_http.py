@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -313,7 +315,9 @@ async def test_logs_are_json_lines_on_stdout(served: Running, capfd: pytest.Capt
     lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
     [access] = [line for line in lines if line.get("request_id") == "json-1"]
     assert (access["event"], access["level"], access["status"]) == ("request", "info", 200)
-    assert access["timestamp"].endswith("Z")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", access["timestamp"])  # ISO 8601, UTC, µs
+    stamped = datetime.fromisoformat(access["timestamp"].replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - stamped).total_seconds()) < 60
 
 
 async def test_metrics_count_requests_by_route_template(served: Running) -> None:

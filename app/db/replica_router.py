@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db.engines import fetch_row
+from app.db.engines import DatabaseUnreachable, fetch_row
 from app.db.replica_rotation import ReplicaRotation
 from app.db.replica_routing import (
     LagLimits,
@@ -74,7 +74,8 @@ end
 return 1
 """
 # Errors that say "the replica could not answer", as opposed to the use case's own errors (not found...).
-REPLICA_FAILURES = (SQLAlchemyError, OSError, TimeoutError)
+# DatabaseUnreachable: no connection could be opened, e.g. when the pool replaces a link the stopped replica closed.
+REPLICA_FAILURES = (SQLAlchemyError, OSError, TimeoutError, DatabaseUnreachable)
 
 
 def lsn_key(user_id: uuid.UUID) -> str:

@@ -31,6 +31,7 @@ from app.domain.holds import HoldStatus
 from app.domain.money import total_cents
 from app.domain.seats import SeatStatus
 from app.messaging.envelope import BookingConfirmedV1, PaymentSettledV1
+from app.services.events import CANCELLED
 from app.services.payment_attempts import (
     BookingRecord,
     ClaimedHold,
@@ -64,11 +65,20 @@ class SqlHoldLedger:
         claimed again only with the *same* key: a retry with another card while the first card's charge is
         unsettled would be a second charge for one booking, and would overwrite the key the reconciler needs to
         settle the first (``payment-unsettled`` until the first is settled, by a retry with that card or by the
-        reconciler)."""
+        reconciler). Nothing is claimed for an event that was cancelled (``event-cancelled``); a hold already
+        ``paying`` when its event was cancelled is settled by the reconciler as any unknown outcome is."""
         same_charge = or_(Hold.payment_key.is_(None), Hold.payment_key == payment_key)
         claimable = or_(
             and_(Hold.status == HoldStatus.ACTIVE, Hold.expires_at > now),
             and_(Hold.status == HoldStatus.PAYING, same_charge),
+        )
+        # The event row under a share lock: a cancel (an UPDATE of that row) and a claim serialize. A claim after a
+        # committed cancel reads "cancelled" and charges nothing; a cancel waits for a claim already in flight.
+        event_status = (
+            select(Event.status)
+            .join(Hold, Hold.event_id == Event.id)
+            .where(Hold.id == hold_id, Hold.user_id == user_id)
+            .with_for_update(read=True, of=Event)
         )
         claim = (
             move_holds(HoldStatus.PAYING, {HoldStatus.ACTIVE, HoldStatus.PAYING})
@@ -77,6 +87,8 @@ class SqlHoldLedger:
             .returning(Hold.event_id)
         )
         async with self._transaction() as uow:
+            if await uow.session.scalar(event_status) == CANCELLED:
+                raise HoldNotBookableError(NotBookable.EVENT_CANCELLED)
             event_id = await uow.session.scalar(claim)
             if event_id is None:
                 raise HoldNotBookableError(await _why_not(uow, user_id=user_id, hold_id=hold_id))

@@ -46,6 +46,7 @@ class NotBookable(StrEnum):
     EXPIRED = "expired"  # it expired or was released
     BOOKED = "booked"  # it is booked already (perhaps by a concurrent retry, or the reconciler)
     PAYMENT_UNSETTLED = "payment-unsettled"  # another card's charge for it has an unknown outcome
+    EVENT_CANCELLED = "event-cancelled"  # its event was cancelled before the claim: no charge for it
 
 
 class HoldNotBookableError(Exception):

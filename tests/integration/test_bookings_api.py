@@ -2,7 +2,8 @@
 
 The claims: a booking is created only with a charge and a charge is recorded once; ``Idempotency-Key`` replays
 the first response byte for byte, refuses the key with another body (422), and runs concurrent duplicates once;
-a declined card is 402 and a provider outage 503 + ``Retry-After``, the hold kept in both; owners only.
+a declined card is 402 and a provider outage 503 + ``Retry-After``, the hold kept in both; owners only; a hold
+whose event was cancelled since is 409 ``event-cancelled`` with no charge.
 See notes/rest_design.md ("Idempotency keys") and notes/fault_tolerance.md.
 """
 
@@ -201,6 +202,24 @@ def test_expired_hold_is_409_and_nothing_is_charged(
     assert status == 409
     assert json.loads(body)["type"].endswith("/hold-expired")
     assert charges(simulator, hold["id"]) == []
+
+
+def test_a_hold_on_an_event_cancelled_since_is_409_and_nothing_is_charged(
+    stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str
+) -> None:
+    hold = held(stack, organizer, alice)
+    path = f"/api/v1/events/{hold['event_id']}"
+    etag = call(stack, "GET", path, user=organizer)[1]["etag"]
+    status, _, cancelled = call(
+        stack, "PATCH", path, user=organizer, body={"status": "cancelled"}, headers={"If-Match": etag}
+    )
+    assert (status, cancelled["status"]) == (200, "cancelled")
+    status, headers, body = book(stack, alice, hold["id"])
+    assert (status, headers["content-type"]) == (409, "application/problem+json")
+    assert json.loads(body)["type"].endswith("/event-cancelled")
+    assert charges(simulator, hold["id"]) == []
+    assert sql(stack, f"select status from hold where id = '{hold['id']}'") == "active"  # not claimed for payment
+    assert call(stack, "GET", "/api/v1/me/bookings", user=alice)[2]["items"] == []
 
 
 def test_someone_elses_hold_is_404(stack: NativeStack, organizer: ApiUser, alice: ApiUser, simulator: str) -> None:

@@ -47,6 +47,7 @@ NOT_BOOKABLE: dict[NotBookable, tuple[int, str, str]] = {
     NotBookable.NOT_FOUND: (404, "hold-not-found", "You have no hold with this id."),
     NotBookable.EXPIRED: (409, "hold-expired", "The hold has expired or was released; hold the seats again."),
     NotBookable.BOOKED: (409, "hold-already-booked", "This hold is already booked."),
+    NotBookable.EVENT_CANCELLED: (409, "event-cancelled", "The event was cancelled; it takes no bookings."),
     NotBookable.PAYMENT_UNSETTLED: (
         409,
         "payment-unsettled",

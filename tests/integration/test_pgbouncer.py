@@ -136,6 +136,7 @@ async def test_the_whole_app_serves_requests_through_pgbouncer(stack: NativeStac
             "payments_url": stack.payments.url,
             "db_transaction_pooler": True,
             "sweeper_enabled": False,
+            "outbox_relay_enabled": False,  # the stack's relays publish; see tests/integration/test_rate_limits.py
         }
     )
     async with running(settings) as app:

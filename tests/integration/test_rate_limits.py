@@ -36,6 +36,9 @@ def limited_settings(stack: NativeStack, **limits: Any) -> Settings:
         payments_url=HttpUrl(env["REFSTACK_PAYMENTS_URL"]),
         sweeper_enabled=False,
         reconciler_enabled=False,
+        # the stack's own relays publish what these apps write; this one would declare the queues with the
+        # production x-delivery-limit, which the stack's declared queues (3) refuse
+        outbox_relay_enabled=False,
         max_active_holds_per_user=50,
         **limits,
     )

@@ -268,6 +268,14 @@ def test_failures_through_one_worker_open_the_breaker_for_the_other_worker(
     for _ in range(APP_FAIL_MAX):
         assert book(worker_a, buyer, hold["id"])[0] == 503  # retries ran out: one failure each, all on worker A
     reached_provider = provider_requests(simulator)
+    # B's copy of the circuit reaches A's count within one refresh (1 s). Waiting for it keeps the check below on
+    # what B decides from the shared state: B also refreshes before it admits the call, but that exchange is bounded
+    # by 75 ms, and a run once had it time out under load, leaving B on its older local copy (closed).
+    wait_for(
+        lambda: per_worker(stack, "circuit_breaker_failures").get(worker_b.pid) == APP_FAIL_MAX,
+        timeout_s=5,
+        what="worker B's view of the circuit carrying worker A's failures",
+    )
 
     status, headers, problem = book(worker_b, buyer, hold["id"])
     assert status == 503, problem

@@ -157,6 +157,11 @@ class Settings(BaseSettings):
     # Readiness and /metrics of the worker process, on loopback (0: no HTTP endpoint)
     worker_http_port: int = Field(default=21081, ge=0, le=65535)
     worker_shutdown_grace_s: float = Field(default=10.0, gt=0, le=60.0)
+    # Inbox rows are kept this long, then deleted by the worker in bounded batches: a copy of a message arriving later
+    # than this after the first was applied would be applied again (notes/rabbitmq.md, "Pruning the inbox")
+    inbox_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    inbox_prune_interval_s: float = Field(default=60.0, gt=0)
+    inbox_prune_batch: int = Field(default=1000, ge=1, le=100_000)
 
     # Search (see notes/elasticsearch.md, "Breaker and budget"): Elasticsearch gets this much of a search request
     # (no client retries), then PostgreSQL answers; this many failures in a row open the breaker for reset_s

@@ -45,6 +45,8 @@ TEST_APP_SETTINGS = {
     # test (production: 1 s / 10 s / 60 s and 5 deliveries, asserted in tests/unit/test_topology.py)
     "REFSTACK_WORKER_RETRY_DELAYS_S": "[0.2, 0.5, 1.0]",
     "REFSTACK_WORKER_DELIVERY_LIMIT": "3",
+    # the worker's inbox pruner every second instead of every minute (tests/integration/test_inbox_pruning.py)
+    "REFSTACK_INBOX_PRUNE_INTERVAL_S": "1",
 }
 
 

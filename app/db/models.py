@@ -184,6 +184,7 @@ class InboxEntry(Base):
     inbox")."""
 
     __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_applied_at", "applied_at"),)  # pruning reads the oldest first
 
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     message_id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,6 +32,8 @@ import structlog
 from aio_pika.exceptions import AMQPError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.pruning import prune_in_batches
+from app.db.transaction import UnitOfWorkOpener
 from app.messaging import outbox_store
 from app.messaging.amqp_connection import AmqpNotConnectedError
 from app.messaging.confirmed_publisher import Sent
@@ -43,21 +44,6 @@ from app.settings import Settings
 
 log = structlog.get_logger(__name__)
 BROKER_FAILURES = (AmqpNotConnectedError, AMQPError, aiormq.exceptions.AMQPError, ConnectionError, TimeoutError)
-
-
-class Transaction(Protocol):
-    """What the relay needs of a unit of work (app/services/unit_of_work.py, a floor above this package)."""
-
-    @property
-    def session(self) -> AsyncSession: ...
-
-    async def commit(self) -> None: ...
-
-
-class UnitOfWorkOpener(Protocol):
-    """``uows()``: a new transaction on the primary, entered with ``async with``."""
-
-    def __call__(self) -> AbstractAsyncContextManager[Transaction]: ...
 
 
 class BatchPublisher(Protocol):
@@ -173,11 +159,8 @@ class OutboxRelay:
 
     async def prune_once(self, *, older_than_s: float, batch: int) -> int:
         """Delete published rows older than the retention, ``batch`` per transaction, until none is due."""
-        pruned = 0
-        while True:
-            async with self._uows() as uow:
-                deleted = await outbox_store.prune(uow.session, older_than_s=older_than_s, limit=batch)
-                await uow.commit()
-            pruned += deleted
-            if deleted < batch:
-                return pruned
+
+        async def one_batch(session: AsyncSession, limit: int) -> int:
+            return await outbox_store.prune(session, older_than_s=older_than_s, limit=limit)
+
+        return await prune_in_batches(self._uows, one_batch, batch=batch)

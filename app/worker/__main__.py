@@ -2,7 +2,8 @@
 
 Why the same settings and pools as the app: the worker writes through the one unit-of-work factory on the primary
 (app/services/unit_of_work.py) and reads ``REFSTACK_*`` like the app, so the stack gives it the app's environment.
-Nothing is built at import time; everything is closed in reverse order on the way out. A broker that is down at
+Nothing is built at import time; everything is closed in reverse order on the way out. Beside the consumers it runs
+one periodic job, the inbox's pruning (app/worker/inbox.py). A broker that is down at
 start is waited for (aio-pika's robust connection retries), and readiness says "down" meanwhile.
 See notes/rabbitmq.md, "The worker and its inbox".
 """
@@ -16,16 +17,19 @@ from contextlib import AsyncExitStack
 import structlog
 from prometheus_client import CollectorRegistry
 
+from app.background import PeriodicJob, running
 from app.db.engines import Engines
 from app.messaging.amqp_connection import AmqpConnection
 from app.notifications.webhook_sender import open_webhook_sender
 from app.observability.logging import configure_logging
+from app.observability.metrics import build_job_metrics
 from app.search.es_search import open_events_index
 from app.services.unit_of_work import TransactionTimeouts, UnitOfWorkFactory
 from app.settings import Settings
 from app.worker.consumers import subscriptions
 from app.worker.consuming import Consuming
 from app.worker.health import HealthServer
+from app.worker.inbox import prune_inbox
 from app.worker.metrics import build_worker_metrics
 
 log = structlog.get_logger(__name__)
@@ -48,6 +52,12 @@ async def run(settings: Settings) -> None:
             resources.push_async_callback(events_index.client.close)
         consumed = subscriptions(settings, uows, sender, events_index)
         consuming = Consuming(settings, uows, consumed, build_worker_metrics(registry))
+        prune = PeriodicJob(
+            "inbox-pruner",
+            settings.inbox_prune_interval_s,
+            lambda: prune_inbox(uows, older_than_s=settings.inbox_retention_s, batch=settings.inbox_prune_batch),
+        )
+        await resources.enter_async_context(running(prune, build_job_metrics(registry)))
         amqp = AmqpConnection(settings)
         amqp.start()
         resources.push_async_callback(amqp.aclose)

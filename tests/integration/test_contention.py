@@ -1,7 +1,8 @@
 """No double booking under contention, on the real primary.
 
 1000 concurrent hold attempts (50 in flight, through Nginx, two app workers) over 50 seats: exactly 50 seats end
-up held, no seat is in two successful holds, every refusal is a 409, no 5xx. Then two ``HoldSweeper``s run
+up held, no seat is in two successful holds, every refusal is a 409 (the seat was taken, or rarely a lock wait past
+``lock_timeout`` on a starved machine), no 5xx. Then two ``HoldSweeper``s run
 concurrently over 200 expired holds: each hold is released exactly once, and a hold locked by someone else is
 skipped rather than waited for. The sweepers work in a private database migrated for this module, so the app's
 own sweepers (one per worker) cannot take part in the count. See notes/postgres.md, "Contention".
@@ -81,7 +82,12 @@ async def test_a_thousand_concurrent_holds_never_oversell_fifty_seats(stack: Nat
     print(f"\n{ATTEMPTS} hold attempts in {elapsed:.2f} s: {dict(by_status)}")
     assert set(by_status) == {201, 409}, by_status
     refusals = [body for status, body in answers if status == 409]
-    assert {body["type"] for body in refusals} == {"https://refstack.dev/problems/seat-not-available"}
+    kinds = Counter(body["type"].rsplit("/", 1)[-1] for body in refusals)
+    # seat-not-available is the race lost; resource-busy (a lock wait past the stack's 500 ms lock_timeout) is the
+    # bounded wait doing its job when the 2-core machine starves the storm, as one full run in eight saw:
+    # both leave nothing behind (checked below), and neither may be anything else
+    assert set(kinds) <= {"seat-not-available", "resource-busy"}, kinds
+    assert kinds["seat-not-available"] >= len(refusals) * 0.9, kinds
 
     granted = [body for status, body in answers if status == 201]
     granted_seats = [seat for body in granted for seat in body["seat_ids"]]

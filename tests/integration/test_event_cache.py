@@ -72,10 +72,21 @@ async def workers(stack: NativeStack) -> AsyncIterator[list[Running]]:
 
 @pytest.fixture
 async def holding_worker(stack: NativeStack) -> AsyncIterator[Running]:
-    """One app whose memory keeps an event for 10 s rather than 1 s: long enough that a check of what it holds is
-    still true a few requests later on a loaded machine (a full run once saw the 1 s copy lapse in between)."""
+    """One app, subscribed to the invalidation channel (subscribing flushes its memory: a copy held before that would
+    vanish between a check and a read, as a full run once saw), whose memory keeps an event 10 s rather than 1 s."""
     settings = app_settings(stack).model_copy(update={"local_cache_ttl_s": 10.0})
     async with running(settings) as worker:
+
+        async def subscribed() -> bool:
+            text = (await worker.client.get("/metrics")).text
+            return any(
+                sample.value == 1.0
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "cache_invalidation_subscribed"
+            )
+
+        await wait_for_async(subscribed, timeout_s=10, what="the worker subscribed to the invalidation channel")
         yield worker
 
 

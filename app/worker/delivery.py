@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import structlog
 from aio_pika import DeliveryMode, Message
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, FieldValue
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
@@ -60,6 +60,19 @@ def database_down(error: BaseException) -> bool:
     if isinstance(error, DBAPIError):
         return bool(error.connection_invalidated) or isinstance(error.orig, (OSError, TimeoutError))
     return isinstance(error, (DatabaseUnreachable, OSError, TimeoutError))
+
+
+def copy_of(message: AbstractIncomingMessage, headers: dict[str, FieldValue]) -> Message:
+    """The same message (body, id, type) with ``headers``, persistent: what a retry tier, the parking lot and a replay
+    from it publish (app/worker/replay.py)."""
+    return Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        message_id=message.message_id,
+        type=message.type,
+        delivery_mode=DeliveryMode.PERSISTENT,
+    )
 
 
 def failures_so_far(message: AbstractIncomingMessage) -> int:
@@ -152,13 +165,8 @@ class DeliveryHandler:
     async def _send_on(self, message: AbstractIncomingMessage, route: str, failures: int, error: str) -> bool:
         """Publish a copy to ``route`` (confirmed, mandatory), then ack the original; return the original to its
         queue instead if the broker did not confirm the copy (False)."""
-        copy = Message(
-            message.body,
-            headers={**(message.headers or {}), FAILURES_HEADER: failures, ERROR_HEADER: error[:_ERROR_CHARS]},
-            content_type=message.content_type,
-            message_id=message.message_id,
-            type=message.type,
-            delivery_mode=DeliveryMode.PERSISTENT,
+        copy = copy_of(
+            message, {**(message.headers or {}), FAILURES_HEADER: failures, ERROR_HEADER: error[:_ERROR_CHARS]}
         )
         try:
             await self.retries.publish(copy, routing_key=route, mandatory=True)

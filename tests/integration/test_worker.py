@@ -1,11 +1,14 @@
 """The worker against the session's real broker and database: every message type is routable, a notification
 appears once per message even when the message is published twice, a failing message goes through every retry
-tier to the parking lot while the others flow, and the worker's log lines carry the envelope's request and trace
-ids. See notes/rabbitmq.md.
+tier to the parking lot while the others flow, a parked message sent back once its cause is fixed is applied once,
+and the worker's log lines carry the envelope's request and trace ids. See notes/rabbitmq.md.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from functools import partial
 
@@ -136,3 +139,39 @@ async def test_the_worker_logs_a_message_with_the_request_and_trace_ids_of_its_c
     lines = worker_log(stack, message.id)
     assert lines
     assert all((line["request_id"], line["trace_id"]) == (message.request_id, trace_id) for line in lines)
+
+
+async def test_a_parked_message_sent_back_after_its_cause_is_fixed_is_applied_once(stack: NativeStack) -> None:
+    """The operator's path: a booking for a user who does not exist yet parks after every tier; the user is then
+    created (the cause fixed) and ``python -m app.worker.replay notifications`` sends the parking lot back. The
+    buyer gets exactly one notification, the parking lot is empty, and a second replay moves nothing."""
+    await drain(stack, "notifications.parking")
+    user_id = uuid.uuid4()
+    poison = booking_confirmed(str(user_id))
+    await publish(stack, poison)
+    wait_for(
+        lambda: any(line["event"] == "message_parked" for line in worker_log(stack, poison.id)),
+        timeout_s=30,
+        what="the message parked",
+    )
+    stack.primary.sql(
+        f"INSERT INTO app_user (id, email, password_hash) VALUES ('{user_id}', 'late-{user_id.hex}@example.com', 'x')",
+        "refstack",
+    )
+
+    def replay() -> str:
+        run = subprocess.run(
+            [sys.executable, "-m", "app.worker.replay", "notifications"],
+            env={**os.environ, **stack.app_environment()},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return run.stdout.strip()
+
+    assert replay() == "replayed 1 message(s) from notifications.parking to notifications"
+    wait_for(partial(notified, stack, poison.id), timeout_s=15, what="the replayed message applied")
+    assert count_rows(stack, "notification", poison.id) == 1
+    assert replay() == "replayed 0 message(s) from notifications.parking to notifications"
+    assert await drain(stack, "notifications.parking") == []

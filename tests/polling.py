@@ -43,3 +43,14 @@ async def wait_for_async(
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout_s} s waiting for {what}; last value: {last!r}")
         await asyncio.sleep(interval_s)  # sleep-ok: the poll interval of a deadline-bound wait
+
+
+async def line_starting(process: asyncio.subprocess.Process, prefix: str, *, timeout_s: float) -> str:
+    """The rest of the first line of ``process``'s output that starts with ``prefix`` (its log lines come between):
+    how a test hears a helper process say it reached a point; fails at the deadline or if the process ends first."""
+    assert process.stdout is not None
+    async with asyncio.timeout(timeout_s):
+        while line := (await process.stdout.readline()).decode():
+            if line.startswith(prefix):
+                return line.removeprefix(prefix).strip()
+    pytest.fail(f"process {process.pid} ended without a {prefix!r} line (exit {await process.wait()})")

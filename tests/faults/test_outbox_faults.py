@@ -27,7 +27,7 @@ from tests.api_users import ApiUser, call, event_body, new_user
 from tests.bookings import book, held
 from tests.fault_injector import FaultInjector
 from tests.outbox_tap import Tap, metric, outbox_rows, tapping
-from tests.polling import wait_for, wait_for_async
+from tests.polling import line_starting, wait_for, wait_for_async
 
 pytestmark = [pytest.mark.fault, pytest.mark.usefixtures("closed_breakers")]
 REPO = Path(__file__).resolve().parents[2]
@@ -188,13 +188,3 @@ def _create_event(stack: NativeStack, organizer: ApiUser) -> tuple[int, dict[str
 
 async def _copies(tap: Tap, aggregate_id: str, n: int) -> bool:
     return len(tap.of(aggregate_id)) >= n
-
-
-async def line_starting(process: asyncio.subprocess.Process, prefix: str, *, timeout_s: float) -> str:
-    """The first line of the process's output that starts with ``prefix``."""
-    assert process.stdout is not None
-    async with asyncio.timeout(timeout_s):
-        while line := (await process.stdout.readline()).decode():
-            if line.startswith(prefix):
-                return line.removeprefix(prefix).strip()
-    pytest.fail(f"the relay process ended without a {prefix!r} line (exit {await process.wait()})")

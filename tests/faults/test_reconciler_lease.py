@@ -31,7 +31,7 @@ from app.settings import Settings
 from stack.native.stack import NativeStack
 from tests.api_users import ApiUser, new_user
 from tests.bookings import book, charges, held, program, sql
-from tests.polling import wait_for, wait_for_async
+from tests.polling import line_starting, wait_for, wait_for_async
 
 pytestmark = pytest.mark.fault
 REPO = Path(__file__).resolve().parents[2]
@@ -108,16 +108,6 @@ async def start_round(config: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.reconciler_process", config, cwd=REPO, stdout=asyncio.subprocess.PIPE
     )
-
-
-async def line_starting(process: asyncio.subprocess.Process, prefix: str, *, timeout_s: float) -> str:
-    """The first line of the process's output that starts with ``prefix`` (its logs come between)."""
-    assert process.stdout is not None
-    async with asyncio.timeout(timeout_s):
-        while line := (await process.stdout.readline()).decode():
-            if line.startswith(prefix):
-                return line.removeprefix(prefix).strip()
-    pytest.fail(f"the reconciler process ended without a {prefix!r} line (exit {await process.wait()})")
 
 
 async def report_of(process: asyncio.subprocess.Process) -> dict[str, Any]:

@@ -9,6 +9,7 @@ then sends the recorded writes in one Lua script that applies them in order and 
 trip, atomic, never interleaved with another worker's writes. Every exchange is bounded by a deadline much
 shorter than the client's 1 s; a failed one leaves the copy as it was, the worker goes on with it as its own local
 breaker, and it tries Redis again only after a pause (a frozen Redis costs one short wait, not one per call).
+Each switch between shared and local is logged once (``breaker_went_local``, ``breaker_shared_again``).
 See notes/redis.md, "One breaker for all workers", and notes/fault_tolerance.md, "Circuit breaker".
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import pybreaker
+import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -30,6 +32,8 @@ LOCAL_AFTER_FAILURE_S = 1.0
 SHARED_REFRESH_INTERVAL_S = 1.0
 """How often each worker refreshes its view while it makes no calls (so /metrics tells the truth when idle)."""
 KEY_PREFIX = "refstack:breaker:"
+
+log = structlog.get_logger(__name__)
 
 # Applies (op, field, value) triplets in order and returns the hash. "max" keeps the later of two opened_at stamps,
 # so two workers that open the circuit at once leave the later window, as pybreaker's own Redis storage does.
@@ -131,6 +135,7 @@ class RedisCircuitState:
         self.key = f"{KEY_PREFIX}{name}"
         self._apply_writes = redis.register_script(APPLY_WRITES_LUA)  # EVALSHA, loading the script on NOSCRIPT
         self._local_until = 0.0
+        self._shared = True
 
     async def exchange(self, storage: MirroredStorage) -> bool:
         """Send the storage's writes and adopt the hash Redis returns: True when shared, False when local.
@@ -143,8 +148,14 @@ class RedisCircuitState:
         try:
             async with asyncio.timeout(EXCHANGE_TIMEOUT_S):
                 flat: Sequence[bytes] = await self._apply_writes(keys=[self.key], args=writes)
-        except (RedisError, OSError, TimeoutError):
+        except (RedisError, OSError, TimeoutError) as error:
             self._local_until = time.monotonic() + LOCAL_AFTER_FAILURE_S
+            if self._shared:
+                log.warning("breaker_went_local", key=self.key, error=repr(error), unsent_writes=len(writes) // 3)
+            self._shared = False
             return False
         storage.adopt(dict(zip(flat[::2], flat[1::2], strict=True)))
+        if not self._shared:
+            log.info("breaker_shared_again", key=self.key)
+        self._shared = True
         return True

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from app.cache.client import open_redis
@@ -245,6 +246,13 @@ def on_the_shared_breaker(stack: NativeStack) -> None:
     )
 
 
+def shared_hash(stack: NativeStack) -> dict[str, str]:
+    """The payments circuit as Redis holds it for every worker."""
+    with SyncRedis.from_url(stack.redis.direct_url, decode_responses=True) as client:
+        fields: dict[str, str] = client.hgetall("refstack:breaker:payments")
+    return fields
+
+
 def opened_total(stack: NativeStack) -> float:
     exposition = http("GET", f"{stack.app.url}/metrics")[2].decode()
     found = re.search(
@@ -268,9 +276,11 @@ def test_failures_through_one_worker_open_the_breaker_for_the_other_worker(
     for _ in range(APP_FAIL_MAX):
         assert book(worker_a, buyer, hold["id"])[0] == 503  # retries ran out: one failure each, all on worker A
     reached_provider = provider_requests(simulator)
+    stored = shared_hash(stack)
+    assert (stored.get("state"), stored.get("failures")) == ("open", str(APP_FAIL_MAX)), stored  # A's trip, shared
     # B's copy of the circuit reaches A's count within one refresh (1 s). Waiting for it keeps the check below on
     # what B decides from the shared state: B also refreshes before it admits the call, but that exchange is bounded
-    # by 75 ms, and a run once had it time out under load, leaving B on its older local copy (closed).
+    # by 75 ms, and under load it can time out, leaving B on its older local copy (closed) for that call.
     wait_for(
         lambda: per_worker(stack, "circuit_breaker_failures").get(worker_b.pid) == APP_FAIL_MAX,
         timeout_s=5,

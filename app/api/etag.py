@@ -14,7 +14,7 @@ treat it as opaque. See notes/rest_design.md, "Conditional requests".
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header, Response
 
@@ -25,6 +25,14 @@ IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 ANY = "*"
 WEAK = "W/"
+
+NOT_MODIFIED_RESPONSE: dict[int | str, dict[str, Any]] = {
+    304: {
+        "description": "Not Modified: `If-None-Match` names the current version (or is `*`). No body.",
+        "headers": {"ETag": {"description": "The current version's entity tag.", "schema": {"type": "string"}}},
+    }
+}
+"""The 304 as the OpenAPI document states it, for every read that honours ``If-None-Match``."""
 
 
 def entity_tag(resource_id: uuid.UUID, version: int) -> str:

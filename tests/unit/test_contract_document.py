@@ -82,3 +82,16 @@ def test_every_cursor_the_server_writes_fits_the_declared_pattern(document: dict
         declared = next(p for p in document["paths"][path]["get"]["parameters"] if p["name"] == "cursor")
         pattern = declared["schema"]["anyOf"][0]["pattern"]
         assert re.fullmatch(pattern, cursor), (path, pattern, cursor)
+
+
+def test_every_read_that_takes_if_none_match_states_its_304(document: dict[str, Any]) -> None:
+    conditional = {
+        (path, method): operation["responses"]
+        for path, path_item in document["paths"].items()
+        for method, operation in path_item.items()
+        if any(parameter["name"] == "If-None-Match" for parameter in operation.get("parameters", []))
+    }
+    assert set(conditional) == {("/api/v1/events/{event_id}", "get"), ("/api/v1/bookings/{booking_id}", "get")}
+    for responses in conditional.values():
+        assert "ETag" in responses["304"]["headers"]
+        assert "content" not in responses["304"]  # no body

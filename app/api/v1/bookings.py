@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
 from app.api.deps import CurrentUser, PaymentsDep, ReadsDep, ReplicaRouterDep, UowsDep
-from app.api.etag import IfNoneMatch, entity_tag, is_fresh, not_modified
+from app.api.etag import NOT_MODIFIED_RESPONSE, IfNoneMatch, entity_tag, is_fresh, not_modified
 from app.api.idempotency import idempotent
 from app.api.pagination import CursorQuery, LimitQuery, Page, cut_page, decode_cursor
 from app.api.problem_table import ProblemTable
@@ -132,7 +132,7 @@ def build_bookings_router() -> APIRouter:
         location = {"Location": f"/api/v1/bookings/{record.id}"}
         return JSONResponse(represent(record).model_dump(mode="json"), status_code=201, headers=location)
 
-    @api.get("/bookings/{booking_id}", response_model=BookingOut, responses={304: {}})
+    @api.get("/bookings/{booking_id}", response_model=BookingOut, responses=NOT_MODIFIED_RESPONSE)
     async def read(
         booking_id: uuid.UUID, user: CurrentUser, reads: ReadsDep, response: Response, if_none_match: IfNoneMatch = None
     ) -> BookingOut | Response:

@@ -24,6 +24,7 @@ from pydantic import AwareDatetime, TypeAdapter
 
 from app.api.deps import MaybeUser, Organizer, ReadsDep, ReplicaRouterDep, StateDep, UowsDep
 from app.api.etag import (
+    NOT_MODIFIED_RESPONSE,
     IfMatch,
     IfNoneMatch,
     entity_tag,
@@ -140,7 +141,7 @@ def build_events_router() -> APIRouter:
         response.headers["Location"] = f"/api/v1/events/{record.id}"
         return _represent(record, response)
 
-    @api.get(EVENT_PATH, response_model=EventOut)
+    @api.get(EVENT_PATH, response_model=EventOut, responses=NOT_MODIFIED_RESPONSE)
     async def read(
         event_id: uuid.UUID,
         reads: ReadsDep,

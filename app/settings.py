@@ -136,6 +136,9 @@ class Settings(BaseSettings):
     payments_deadline_s: float = Field(default=4.0, gt=0)
     payments_breaker_fail_max: int = Field(default=5, ge=1)
     payments_breaker_reset_s: float = Field(default=10.0, gt=0)
+    # the bound on one exchange of a shared breaker with Redis (see notes/redis.md, "One breaker for all workers"):
+    # past it the worker goes on with its own breaker for a second; never above the Redis client's own timeout
+    breaker_exchange_timeout_s: float = Field(default=0.075, gt=0, le=1.0)
     # API10 (see notes/security.md, "Unsafe consumption of APIs"): a provider reply is read up to this many bytes
     payments_max_reply_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
 

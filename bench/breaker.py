@@ -28,6 +28,7 @@ from stack.native.brokers import RedisServer
 from stack.native.layout import Layout
 
 SLOW_S = 0.02  # a call slower than this waited on Redis (a local call takes microseconds)
+BOUND_S = Settings.model_fields["breaker_exchange_timeout_s"].default  # the production bound on one exchange
 
 
 async def returns_at_once() -> str:
@@ -35,7 +36,7 @@ async def returns_at_once() -> str:
 
 
 def breaker(redis: Redis | None) -> AsyncCircuitBreaker:
-    shared = RedisCircuitState(redis, f"bench-{uuid.uuid4()}") if redis is not None else None
+    shared = RedisCircuitState(redis, f"bench-{uuid.uuid4()}", timeout_s=BOUND_S) if redis is not None else None
     return AsyncCircuitBreaker(name="bench", fail_max=5, reset_timeout_s=10.0, shared=shared)
 
 
@@ -53,7 +54,10 @@ async def per_call_us(guarded: AsyncCircuitBreaker, calls: int, rounds: int = 5)
 
 
 async def exchange_us(redis: Redis, calls: int) -> float:
-    state, storage = RedisCircuitState(redis, f"bench-{uuid.uuid4()}"), MirroredStorage(recording=True)
+    state, storage = (
+        RedisCircuitState(redis, f"bench-{uuid.uuid4()}", timeout_s=BOUND_S),
+        MirroredStorage(recording=True),
+    )
     began = time.perf_counter()
     for _ in range(calls):
         await state.exchange(storage)

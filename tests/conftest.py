@@ -33,6 +33,10 @@ TEST_APP_SETTINGS = {
     "REFSTACK_PAYMENTS_DEADLINE_S": "2.0",
     "REFSTACK_PAYMENTS_BREAKER_FAIL_MAX": "3",
     "REFSTACK_PAYMENTS_BREAKER_RESET_S": "2.0",
+    # the stack's tests of the shared breaker prove sharing, not the scheduler's luck: on a loaded 2-core runner an
+    # exchange once outlasted the production 75 ms and the worker went local for a second; the bound itself is
+    # proved in process (tests/integration/test_shared_breaker.py, a Redis that never answers)
+    "REFSTACK_BREAKER_EXCHANGE_TIMEOUT_S": "1.0",
     # 50 requests in flight over 2 workers must not queue for a connection (load shedding is a 503, see problems.py)
     "REFSTACK_DB_POOL_SIZE": "15",
     # a writer queued behind a row lock gives up fast (tests/integration/test_transaction_timeouts.py)

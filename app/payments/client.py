@@ -63,7 +63,9 @@ def payments_breaker(settings: Settings, redis: Redis | None = None) -> AsyncCir
         fail_max=settings.payments_breaker_fail_max,
         reset_timeout_s=settings.payments_breaker_reset_s,
         not_failures=[PaymentRequestRejected],
-        shared=RedisCircuitState(redis, name) if redis is not None else None,
+        shared=(
+            RedisCircuitState(redis, name, timeout_s=settings.breaker_exchange_timeout_s) if redis is not None else None
+        ),
     )
 
 

@@ -6,9 +6,10 @@ stall the event loop. Here pybreaker keeps running its state machine, unchanged 
 copy of the fields (``MirroredStorage``), which records every write it makes (count a failure, set the state,
 stamp ``opened_at``). The breaker refreshes the copy before it admits a call and before it reports an outcome,
 then sends the recorded writes in one Lua script that applies them in order and returns the whole hash: one round
-trip, atomic, never interleaved with another worker's writes. Every exchange is bounded by a deadline much
-shorter than the client's 1 s; a failed one leaves the copy as it was, the worker goes on with it as its own local
-breaker, and it tries Redis again only after a pause (a frozen Redis costs one short wait, not one per call).
+trip, atomic, never interleaved with another worker's writes. Every exchange is bounded by a deadline
+(``breaker_exchange_timeout_s``, 75 ms) much shorter than the client's 1 s; a failed one leaves the copy as it
+was, the worker goes on with it as its own local breaker, and it tries Redis again only after a pause (a frozen
+Redis costs one short wait, not one per call).
 Each switch between shared and local is logged once (``breaker_went_local``, ``breaker_shared_again``).
 See notes/redis.md, "One breaker for all workers", and notes/fault_tolerance.md, "Circuit breaker".
 """
@@ -25,8 +26,6 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-EXCHANGE_TIMEOUT_S = 0.075
-"""Bound on one exchange with Redis on the request path: a healthy loopback Redis answers in well under 1 ms."""
 LOCAL_AFTER_FAILURE_S = 1.0
 """After a failed exchange the worker stays on its local breaker this long before it asks Redis again."""
 SHARED_REFRESH_INTERVAL_S = 1.0
@@ -131,8 +130,11 @@ class MirroredStorage(pybreaker.CircuitBreakerStorage):
 class RedisCircuitState:
     """One circuit's hash in Redis, exchanged with a ``MirroredStorage`` in one bounded round trip."""
 
-    def __init__(self, redis: Redis, name: str) -> None:
+    def __init__(self, redis: Redis, name: str, *, timeout_s: float) -> None:
+        """``timeout_s`` bounds one exchange (``breaker_exchange_timeout_s``): a healthy loopback Redis answers in
+        well under 1 ms, but a busy host can hold the event loop for longer."""
         self.key = f"{KEY_PREFIX}{name}"
+        self._timeout_s = timeout_s
         self._apply_writes = redis.register_script(APPLY_WRITES_LUA)  # EVALSHA, loading the script on NOSCRIPT
         self._local_until = 0.0
         self._shared = True
@@ -146,7 +148,7 @@ class RedisCircuitState:
         if time.monotonic() < self._local_until:
             return False
         try:
-            async with asyncio.timeout(EXCHANGE_TIMEOUT_S):
+            async with asyncio.timeout(self._timeout_s):
                 flat: Sequence[bytes] = await self._apply_writes(keys=[self.key], args=writes)
         except (RedisError, OSError, TimeoutError) as error:
             self._local_until = time.monotonic() + LOCAL_AFTER_FAILURE_S

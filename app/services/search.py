@@ -50,7 +50,11 @@ def search_breaker(settings: Settings, redis: Redis | None) -> AsyncCircuitBreak
         name=BREAKER,
         fail_max=settings.search_breaker_fail_max,
         reset_timeout_s=settings.search_breaker_reset_s,
-        shared=RedisCircuitState(redis, BREAKER) if redis is not None else None,
+        shared=(
+            RedisCircuitState(redis, BREAKER, timeout_s=settings.breaker_exchange_timeout_s)
+            if redis is not None
+            else None
+        ),
     )
 
 

@@ -38,6 +38,8 @@ from tests.probes import http
 FAIL_MAX = 3
 RESET_S = 0.5
 APP_FAIL_MAX = int(TEST_APP_SETTINGS["REFSTACK_PAYMENTS_BREAKER_FAIL_MAX"])
+PRODUCTION_BOUND_S = Settings.model_fields["breaker_exchange_timeout_s"].default
+SHARING_BOUND_S = float(TEST_APP_SETTINGS["REFSTACK_BREAKER_EXCHANGE_TIMEOUT_S"])  # as the test stack's app runs
 
 
 class ProviderDown(Exception):
@@ -65,14 +67,15 @@ async def redis(stack: NativeStack) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-def worker_breaker(redis: Redis | None, name: str) -> AsyncCircuitBreaker:
-    """One worker's breaker for circuit ``name`` (shared through ``redis``; its own without it)."""
+def worker_breaker(redis: Redis | None, name: str, bound_s: float = SHARING_BOUND_S) -> AsyncCircuitBreaker:
+    """One worker's breaker for circuit ``name`` (shared through ``redis``; its own without it), each exchange
+    bounded by ``bound_s``."""
     return AsyncCircuitBreaker(
         name=name,
         fail_max=FAIL_MAX,
         reset_timeout_s=RESET_S,
         not_failures=[],
-        shared=RedisCircuitState(redis, name) if redis is not None else None,
+        shared=RedisCircuitState(redis, name, timeout_s=bound_s) if redis is not None else None,
     )
 
 
@@ -160,7 +163,10 @@ async def test_a_worker_whose_redis_does_not_answer_keeps_its_own_local_breaker(
     frozen = open_redis(Settings(redis_url=deaf_redis))
     try:
         name = f"test-{uuid.uuid4()}"
-        worker_a, worker_b = worker_breaker(frozen, name), worker_breaker(frozen, name)
+        worker_a, worker_b = (
+            worker_breaker(frozen, name, PRODUCTION_BOUND_S),
+            worker_breaker(frozen, name, PRODUCTION_BOUND_S),
+        )
         provider = StandIn()
         await trip(worker_a, provider)
         assert (worker_a.shared, worker_a.state) == (False, "open")
@@ -279,8 +285,7 @@ def test_failures_through_one_worker_open_the_breaker_for_the_other_worker(
     stored = shared_hash(stack)
     assert (stored.get("state"), stored.get("failures")) == ("open", str(APP_FAIL_MAX)), stored  # A's trip, shared
     # B's copy of the circuit reaches A's count within one refresh (1 s). Waiting for it keeps the check below on
-    # what B decides from the shared state: B also refreshes before it admits the call, but that exchange is bounded
-    # by 75 ms, and under load it can time out, leaving B on its older local copy (closed) for that call.
+    # what B decides from the shared state, whatever B's own exchange before the call meets.
     wait_for(
         lambda: per_worker(stack, "circuit_breaker_failures").get(worker_b.pid) == APP_FAIL_MAX,
         timeout_s=5,

@@ -44,6 +44,7 @@ def test_production_defaults(production_settings: Settings) -> None:
     breaker = payments_breaker(production_settings)
     assert (breaker.name, breaker.state, breaker.fail_counter) == ("payments", "closed", 0)
     assert (production_settings.payments_breaker_fail_max, production_settings.payments_breaker_reset_s) == (5, 10.0)
+    assert production_settings.breaker_exchange_timeout_s == 0.075
 
 
 @pytest.mark.parametrize(
